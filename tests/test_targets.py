@@ -1,0 +1,51 @@
+"""Width targets: granularity rounding, refusals, and body-parameter targets."""
+
+from __future__ import annotations
+
+import pytest
+from conftest import tiny_model
+
+import hf_resize
+from hf_resize.errors import ConfigError
+from hf_resize.groups import NeuronGroup
+from hf_resize.methods.base import kept_units
+from hf_resize.methods.targets import width_ratio
+
+
+def test_kept_units_rounds_to_granularity():
+    heads = NeuronGroup("heads", 0, 9, unit_size=64, kv_width=3)
+    assert kept_units(heads, 0.34) == (6, 3)
+    assert kept_units(heads, 0.34, "kv_groups") == (6, 2)
+    assert kept_units(NeuronGroup("mlp", 0, 1536), 0.25) == (1152, None)
+
+
+def test_unreachable_ratio_is_refused():
+    heads = NeuronGroup("heads", 0, 9, unit_size=64, kv_width=3)
+    with pytest.raises(ConfigError, match="granularity cannot meet"):
+        kept_units(heads, 0.1)
+    with pytest.raises(ConfigError, match="remove all"):
+        kept_units(NeuronGroup("heads", 0, 2, 8, 2), 0.9)
+
+
+def test_body_target_is_met_closely():
+    model = tiny_model("llama", intermediate_size=256)
+    config = hf_resize.MagnitudeConfig(ratio=0.2, groups=("mlp",), target="body")
+    ratio = width_ratio(model, config)
+    before = hf_resize.parameter_counts(model).body
+    hf_resize.resize(model, config)
+    after = hf_resize.parameter_counts(model).body
+    assert abs((before - after) / before - 0.2) < 0.01
+    assert ratio > 0.2  # MLP alone must lose more than 20% of its width
+
+
+@pytest.mark.parametrize("bad", [-0.1, 1.0, 1.5, "a"])
+def test_ratio_outside_range(bad):
+    with pytest.raises(ConfigError, match=r"\[0, 1\)"):
+        hf_resize.MagnitudeConfig(ratio=bad)
+
+
+def test_unknown_options_are_refused():
+    with pytest.raises(ConfigError, match="no option"):
+        hf_resize.MagnitudeConfig.from_dict({"ratio": 0.1, "ratioo": 2})
+    with pytest.raises(ConfigError, match="groups"):
+        hf_resize.MagnitudeConfig(groups=("mlp", "experts"))
