@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -90,13 +88,13 @@ def test_corrupt_cache_is_refetched(copied_cache: Path, monkeypatch: pytest.Monk
     assert not list(copied_cache.glob("austen-*")), "temporary folder left behind"
 
 
-def test_missing_manifest_is_refetched(copied_cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    calls: list[Path] = []
-    real_download = austen._download_deb
-    monkeypatch.setattr(austen, "_download_deb", lambda w: calls.append(w) or real_download(w))
-    (copied_cache / "austen" / "manifest.json").unlink()
-    assert set(load_austen(copied_cache)) == set(ALL_BOOKS)
-    assert len(calls) == 1
+def test_cache_check_rejects_damage(copied_cache: Path) -> None:
+    folder = copied_cache / "austen"
+    assert austen._cache_ok(folder)
+    (folder / "manifest.json").write_text("not json")
+    assert not austen._cache_ok(folder)
+    (folder / "manifest.json").unlink()
+    assert not austen._cache_ok(folder)
 
 
 def test_env_var_sets_default_cache(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -104,8 +102,6 @@ def test_env_var_sets_default_cache(monkeypatch: pytest.MonkeyPatch, tmp_path: P
     assert austen.default_cache_dir() == tmp_path
 
 
-def test_module_main_prints_path(real_cache: Path) -> None:
-    out = subprocess.run(
-        [sys.executable, "-m", "hf_resize.data.austen"], capture_output=True, text=True, check=True
-    )
-    assert Path(out.stdout.strip()) == real_cache
+def test_main_prints_path(real_cache: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert austen.main() == 0
+    assert Path(capsys.readouterr().out.strip()) == real_cache

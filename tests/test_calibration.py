@@ -67,7 +67,7 @@ def test_windows_do_not_overlap(tok: PreTrainedTokenizerFast) -> None:
     text = "".join(f"{i:05d}" for i in range(2000))  # every 16-byte substring occurs once
     out = sample_calibration([text], tok, num_sequences=50, seq_len=16, seed=3)
     starts = sorted(text.index(tok.decode(r)) for r in out)
-    assert all(b - a >= 16 for a, b in zip(starts, starts[1:]))
+    assert all(b - a >= 16 for a, b in zip(starts, starts[1:], strict=False))
     # With no slack the windows must tile the text exactly.
     tight = text[: 10 * 16]
     rows = sample_calibration([tight], tok, num_sequences=10, seq_len=16, seed=3)
@@ -98,7 +98,9 @@ def test_empty_text(tok: PreTrainedTokenizerFast, tmp_path: Path) -> None:
 
 def test_jsonl_source(tok: PreTrainedTokenizerFast, tmp_path: Path) -> None:
     path = tmp_path / "docs.jsonl"
-    path.write_text("".join(json.dumps({"text": line, "id": i}) + "\n" for i, line in enumerate(TEXT.splitlines())))
+    path.write_text(
+        "".join(json.dumps({"text": line, "id": i}) + "\n" for i, line in enumerate(TEXT.splitlines()))
+    )
     assert load_texts(path)[:2] == TEXT.splitlines()[:2]
     out = sample_calibration(str(path), tok, num_sequences=4, seq_len=64, seed=0)
     assert out.shape == (4, 64)
@@ -142,7 +144,9 @@ def test_bad_sizes_are_config_errors(tok: PreTrainedTokenizerFast, txt_file: Pat
         sample_calibration(txt_file, tok, seq_len=1)
 
 
-def test_hub_name_offline_gives_clear_error(tok: PreTrainedTokenizerFast, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_hub_name_offline_gives_clear_error(
+    tok: PreTrainedTokenizerFast, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # Never touch the Hub in tests: make load_dataset fail the way it does offline.
     def offline(*args: object, **kwargs: object) -> None:
         raise ConnectionError("offline")

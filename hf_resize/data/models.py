@@ -144,8 +144,12 @@ def resolve_builtin(name: str, cache_dir: Path | None = None) -> Path:
                 f"Converting {name!r} produced an incomplete folder; please report this."
             )
         if target.exists():  # incomplete leftover from an interrupted run
-            shutil.rmtree(target)
-        staging.rename(target)
+            shutil.rmtree(target, ignore_errors=True)
+        try:
+            staging.rename(target)
+        except OSError:
+            if not is_complete(target):  # else another process finished first: use its copy
+                raise
     return target
 
 
@@ -158,17 +162,28 @@ def load_model(
     """
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    local = Path(name_or_path).expanduser()
     if name_or_path in BUILTIN_MODELS:
         source: str = str(resolve_builtin(name_or_path))
-    elif Path(name_or_path).expanduser().is_dir():
-        source = str(Path(name_or_path).expanduser())
+    elif local.is_dir():
+        source = str(local)
+        if not (local / "config.json").is_file():
+            raise DataUnavailableError(
+                f"{local} has no config.json; pass a folder written by save_pretrained, or a built-in "
+                f"model ({', '.join(sorted(BUILTIN_MODELS))})."
+            )
+    elif local.exists() or name_or_path.startswith(("/", "./", "../", "~")):
+        raise DataUnavailableError(
+            f"{name_or_path!r} is not a model folder; pass a folder written by save_pretrained, "
+            f"or a built-in model ({', '.join(sorted(BUILTIN_MODELS))})."
+        )
     else:
         source = name_or_path  # a Hub id
     try:
         model = AutoModelForCausalLM.from_pretrained(source, dtype=dtype, trust_remote_code=trust_remote_code)
         tokenizer = AutoTokenizer.from_pretrained(source, trust_remote_code=trust_remote_code)
     except OSError as exc:
-        if source != name_or_path or Path(name_or_path).exists():
+        if source != name_or_path:  # local or built-in folder that exists but does not load: keep the detail
             raise
         raise DataUnavailableError(
             f"Could not load {name_or_path!r}: it is not a built-in model, not a local folder, and the "
