@@ -131,20 +131,34 @@ def _layer_widths(model: PreTrainedModel, adapter: FamilyAdapter, plans: list[Gr
     return widths
 
 
-def _set_widths(model: PreTrainedModel, widths: list[dict]) -> list[dict]:
+def _set_widths(model: PreTrainedModel, adapter: FamilyAdapter, widths: list[dict]) -> list[dict]:
     """Write widths into the config: global keys when uniform, per-layer overrides otherwise."""
     config = model.config
+    hidden = getattr(config, adapter.hidden_key)
     overrides: list[dict] = [{} for _ in widths]
     for key in widths[0]:
         values = [w[key] for w in widths]
         if len(set(values)) == 1:
             setattr(config, key, values[0])
-        else:
-            setattr(config, key, max(values))
-            for layer, value in enumerate(values):
-                overrides[layer][key] = value
+            continue
+        # Layers read their own value; the global one only has to pass the stock config's checks.
+        fitting = [v for v in values if key != adapter.heads_key or hidden % v == 0]
+        setattr(config, key, max(fitting) if fitting else 1)
+        for layer, value in enumerate(values):
+            overrides[layer][key] = value
+
     config.hf_resize_layer_widths = overrides if any(overrides) else None
     return overrides
+
+
+def _check_hidden_fits_heads(adapter: FamilyAdapter, hidden: int, widths: list[dict]) -> None:
+    """Stock llama/gemma3 configs refuse a hidden width that no head count divides; refuse it before any edit."""
+    heads = {w[adapter.heads_key] for w in widths}
+    if adapter.hidden_divisible_by_heads and len(heads) == 1 and hidden % heads.pop():
+        raise ConfigError(
+            f"{adapter.model_types[0]} configs need the hidden width ({hidden}) to be a multiple of the head count "
+            f"({widths[0][adapter.heads_key]}); choose a hidden width that is (methods round it down for you)."
+        )
 
 
 def _rebuild_layer(model: PreTrainedModel, index: int, overrides: dict, state: dict[str, Tensor]) -> None:
@@ -176,6 +190,10 @@ def apply_plan(model: PreTrainedModel, plan: Plan) -> PreTrainedModel:
             _check_heads(p)
     hidden = [p for p in plan.groups if p.group.kind == "hidden" and not p.is_identity]
 
+    widths = _layer_widths(model, adapter, layer_plans)
+    new_hidden = hidden[0].new_width if hidden else getattr(config, adapter.hidden_key)
+    _check_hidden_fits_heads(adapter, new_hidden, widths)
+
     states: dict[int, dict[str, Tensor]] = {}
     for p in layer_plans:
         state = states.setdefault(p.group.layer, dict(decoder_layers(model)[p.group.layer].state_dict()))
@@ -188,7 +206,7 @@ def apply_plan(model: PreTrainedModel, plan: Plan) -> PreTrainedModel:
 
         hidden_tensors(model, adapter, hidden[0], states)
 
-    overrides = _set_widths(model, _layer_widths(model, adapter, layer_plans))
+    overrides = _set_widths(model, adapter, widths)
     for index, state in sorted(states.items()):
         _rebuild_layer(model, index, overrides[index], state)
     if config.hf_resize_layer_widths and not type(model).__name__.startswith("HFResize"):

@@ -29,9 +29,11 @@ def test_info_on_local_folder(tmp_path, capsys):
 def test_bad_ratio_is_one_line_error(tmp_path, capsys):
     model = tiny_model("llama")
     model.save_pretrained(tmp_path / "m")
+    capsys.readouterr()
     code = main(["resize", str(tmp_path / "m"), "--ratio", "1.5", "--out", str(tmp_path / "o")])
     err = capsys.readouterr().err
     assert code == ConfigError.exit_code and err.count("\n") == 1 and "[0, 1)" in err
+    assert "Traceback" not in err
     assert not (tmp_path / "o").exists()
 
 

@@ -103,3 +103,14 @@ def test_config_and_shapes_agree(family):
     assert model.config.intermediate_size == 32
     assert model.get_input_embeddings().weight.shape[1] == hidden.width // 2
     assert model.get_output_embeddings().weight.shape[1] == hidden.width // 2
+
+
+def test_hidden_not_multiple_of_heads_is_refused_before_any_edit():
+    from hf_resize.errors import ConfigError
+
+    model = tiny_model("llama")  # 6 heads: llama configs need hidden % heads == 0
+    hidden = neuron_groups(model, ("hidden",))[0]
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    with pytest.raises(ConfigError, match="multiple of the head count"):
+        apply_plan(model, Plan("test", [GroupPlan(hidden, keep=torch.arange(40))]))
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())

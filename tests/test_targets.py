@@ -49,3 +49,13 @@ def test_unknown_options_are_refused():
         hf_resize.MagnitudeConfig.from_dict({"ratio": 0.1, "ratioo": 2})
     with pytest.raises(ConfigError, match="groups"):
         hf_resize.MagnitudeConfig(groups=("mlp", "experts"))
+
+
+def test_hidden_width_rounds_to_head_multiple():
+    from hf_resize.methods.targets import planned_widths
+
+    model = tiny_model("llama", hidden_size=60, num_attention_heads=6)
+    widths = planned_widths(model, hf_resize.MagnitudeConfig(ratio=0.34, groups=("hidden",)))
+    assert widths["hidden"][0] % 6 == 0 and widths["hidden"][0] == 36
+    widths = planned_widths(model, hf_resize.MagnitudeConfig(ratio=0.34, groups=("hidden", "heads")))
+    assert widths["hidden"][0] % 4 == 0

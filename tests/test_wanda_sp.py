@@ -36,7 +36,9 @@ def _layer_inputs(model, tokens: torch.Tensor) -> list[tuple[tuple, dict]]:
     """Each decoder layer's (args, kwargs) in a forward pass of ``model``."""
     captured: list = [None] * len(decoder_layers(model))
     handles = [
-        layer.register_forward_pre_hook(lambda m, a, k, i=i: captured.__setitem__(i, (a, k)), with_kwargs=True)
+        layer.register_forward_pre_hook(
+            lambda m, a, k, i=i: captured.__setitem__(i, (a, k)), with_kwargs=True
+        )
         for i, layer in enumerate(decoder_layers(model))
     ]
     with torch.no_grad():
@@ -50,7 +52,9 @@ def _layer_error(reference, model, inputs) -> float:
     """Σ over layers of ||layer_ref(x) − layer_new(x)||² on the reference model's layer inputs."""
     total = 0.0
     with torch.no_grad():
-        for ref, new, (args, kwargs) in zip(decoder_layers(reference), decoder_layers(model), inputs):
+        for ref, new, (args, kwargs) in zip(
+            decoder_layers(reference), decoder_layers(model), inputs, strict=True
+        ):
             out_ref, out_new = ref(*args, **kwargs), new(*args, **kwargs)
             out_ref = out_ref[0] if isinstance(out_ref, tuple) else out_ref
             out_new = out_new[0] if isinstance(out_new, tuple) else out_new
@@ -67,7 +71,9 @@ def test_least_squares_beats_slicing_on_calibration_data(family: str, groups: tu
     errors, keeps = {}, {}
     for compensate in ("none", "least_squares"):
         model = tiny_model(family)
-        config = WandaSPConfig(ratio=0.5, groups=groups, compensate=compensate, head_mode=head_mode_for(family))
+        config = WandaSPConfig(
+            ratio=0.5, groups=groups, compensate=compensate, head_mode=head_mode_for(family)
+        )
         hf_resize.resize(model, config, calibration=tokens)
         errors[compensate] = _layer_error(reference, model, inputs)
         keeps[compensate] = model.hf_resize_info["widths"]

@@ -45,6 +45,8 @@ class FamilyAdapter:
     norm_offset: float = 0.0
     # Gemma multiplies embeddings by sqrt(hidden_size); a new hidden width changes that factor.
     embed_scale_sqrt_hidden: bool = False
+    # The stock config refuses a hidden size that is not a multiple of the head count (llama, gemma3).
+    hidden_divisible_by_heads: bool = False
     # Tokenizer must put BOS first (Gemma) for sensible outputs.
     requires_bos: bool = False
     # Config keys holding each width.

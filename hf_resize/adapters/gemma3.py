@@ -12,5 +12,6 @@ GEMMA3 = register_adapter(
         norm_offset=1.0,
         embed_scale_sqrt_hidden=True,
         requires_bos=True,
+        hidden_divisible_by_heads=True,
     )
 )

@@ -3,4 +3,4 @@
 from hf_resize.adapters.base import FamilyAdapter
 from hf_resize.adapters.registry import register_adapter
 
-LLAMA = register_adapter(FamilyAdapter(model_types=("llama",)))
+LLAMA = register_adapter(FamilyAdapter(model_types=("llama",), hidden_divisible_by_heads=True))

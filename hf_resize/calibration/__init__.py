@@ -9,4 +9,11 @@ from hf_resize.calibration.collectors import (
     register_statistic,
 )
 
-__all__ = ["STATISTICS", "StatisticSpec", "Statistics", "collect_statistics", "gram_update", "register_statistic"]
+__all__ = [
+    "STATISTICS",
+    "StatisticSpec",
+    "Statistics",
+    "collect_statistics",
+    "gram_update",
+    "register_statistic",
+]

@@ -70,8 +70,15 @@ register_statistic(
 def _check(tokens: torch.Tensor, needs: frozenset[str]) -> None:
     unknown = sorted(set(needs) - set(STATISTICS))
     if unknown:
-        raise CalibrationError(f"Unknown calibration statistic(s) {', '.join(unknown)}; known: {', '.join(sorted(STATISTICS))}.")
-    if not isinstance(tokens, torch.Tensor) or tokens.dim() != 2 or tokens.dtype.is_floating_point or tokens.numel() == 0:
+        raise CalibrationError(
+            f"Unknown calibration statistic(s) {', '.join(unknown)}; known: {', '.join(sorted(STATISTICS))}."
+        )
+    if (
+        not isinstance(tokens, torch.Tensor)
+        or tokens.dim() != 2
+        or tokens.dtype.is_floating_point
+        or tokens.numel() == 0
+    ):
         raise CalibrationError(
             "Calibration tokens must be a non-empty integer tensor [num_sequences, seq_len]; "
             "use hf_resize.data.calibration.sample_calibration(...) to build one."
@@ -100,6 +107,8 @@ def collect_statistics(
 
         return hook
 
+    # The decoder alone: the statistics live in its layers, and the LM head's logits would only cost time and memory.
+    body = getattr(model, model.base_model_prefix, model)
     device = next(model.parameters()).device
     was_training = model.training
     model.eval()  # statistics of the model as it runs at inference (no dropout)
@@ -111,7 +120,7 @@ def collect_statistics(
         with torch.no_grad():
             for start in tqdm(range(0, tokens.shape[0], batch_size), desc="calibrating", unit="batch"):
                 batch = tokens[start : start + batch_size].to(device)
-                model(input_ids=batch, use_cache=False)
+                body(input_ids=batch, use_cache=False)
     finally:
         for handle in handles:
             handle.remove()

@@ -153,10 +153,16 @@ def resolve_builtin(name: str, cache_dir: Path | None = None) -> Path:
     return target
 
 
+def _has_tokenizer(folder: Path) -> bool:
+    return any((folder / name).is_file() for name in ("tokenizer.json", "tokenizer_config.json", "tokenizer.model"))
+
+
 def load_model(
     name_or_path: str, dtype: torch.dtype = torch.float32, trust_remote_code: bool = False
-) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+) -> tuple[PreTrainedModel, PreTrainedTokenizerBase | None]:
     """Load ``(model, tokenizer)`` from a built-in name, a local folder or a Hub id.
+
+    The tokenizer is None for a local folder that holds no tokenizer files.
 
     ``trust_remote_code`` is passed through as given; it is never switched on for the caller.
     """
@@ -181,7 +187,9 @@ def load_model(
         source = name_or_path  # a Hub id
     try:
         model = AutoModelForCausalLM.from_pretrained(source, dtype=dtype, trust_remote_code=trust_remote_code)
-        tokenizer = AutoTokenizer.from_pretrained(source, trust_remote_code=trust_remote_code)
+        tokenizer = None
+        if not local.is_dir() or _has_tokenizer(local):  # a bare weights folder has none; methods may not need one
+            tokenizer = AutoTokenizer.from_pretrained(source, trust_remote_code=trust_remote_code)
     except OSError as exc:
         if source != name_or_path:  # local or built-in folder that exists but does not load: keep the detail
             raise

@@ -6,7 +6,7 @@ from transformers import PreTrainedModel
 
 from hf_resize.adapters import FamilyAdapter, get_adapter
 from hf_resize.errors import ConfigError
-from hf_resize.groups import NeuronGroup, head_dim_of, neuron_groups
+from hf_resize.groups import head_dim_of, neuron_groups
 from hf_resize.methods.base import MethodConfig, kept_units
 from hf_resize.modeling.modeling_hf_resize import decoder_layers
 from hf_resize.params import parameter_counts
@@ -34,14 +34,29 @@ def _layer_body(adapter: FamilyAdapter, layer, hidden: int, inter: int, heads: i
     return count
 
 
+def hidden_kept(model: PreTrainedModel, config: MethodConfig, ratio: float) -> int:
+    """Hidden width after ``ratio``, rounded down to a multiple of the head count where the family requires it."""
+    adapter = get_adapter(model)
+    groups = neuron_groups(model)
+    hidden = next(g for g in groups if g.kind == "hidden")
+    if "hidden" not in config.groups:
+        return hidden.width
+    kept = kept_units(hidden, ratio)[0]
+    if adapter.hidden_divisible_by_heads:
+        heads = next(g for g in groups if g.kind == "heads")
+        count = kept_units(heads, ratio, config.head_mode)[0] if "heads" in config.groups else heads.width
+        kept -= kept % count
+        if kept < count:
+            raise ConfigError(f"ratio {ratio:g} leaves no hidden width that is a multiple of {count} heads; use a smaller ratio.")
+    return kept
+
+
 def uniform_body_parameters(model: PreTrainedModel, config: MethodConfig, ratio: float) -> int:
     """Body parameters after removing ``ratio`` of each selected group's width (uniformly)."""
     adapter = get_adapter(model)
     head_dim = head_dim_of(model.config, adapter)
     groups = neuron_groups(model)
-    hidden = next(g for g in groups if g.kind == "hidden").width
-    if "hidden" in config.groups:
-        hidden = kept_units(NeuronGroup("hidden", None, hidden), ratio)[0]
+    hidden = hidden_kept(model, config, ratio)
     total = hidden  # final norm
     for index, layer in enumerate(decoder_layers(model)):
         mlp = next(g for g in groups if g.kind == "mlp" and g.layer == index)
@@ -76,8 +91,7 @@ def width_ratio(model: PreTrainedModel, config: MethodConfig) -> float:
 def planned_widths(model: PreTrainedModel, config: MethodConfig) -> dict[str, tuple[int, int | None]]:
     """Group name → (units kept, KV heads kept) for every selected group."""
     ratio = width_ratio(model, config)
-    return {
-        g.name: kept_units(g, ratio, config.head_mode)
-        for g in neuron_groups(model)
-        if g.kind in config.groups
-    }
+    widths = {g.name: kept_units(g, ratio, config.head_mode) for g in neuron_groups(model) if g.kind in config.groups}
+    if "hidden" in widths:
+        widths["hidden"] = (hidden_kept(model, config, ratio), None)
+    return widths

@@ -53,13 +53,21 @@ class WandaSPConfig(MethodConfig):
         if "hidden" in self.groups:
             raise ConfigError(_HIDDEN_MESSAGE)
         if self.compensate not in COMPENSATIONS:
-            raise ConfigError(f"compensate must be one of {', '.join(COMPENSATIONS)}; got {self.compensate!r}.")
-        if isinstance(self.damping, bool) or not isinstance(self.damping, (int, float)) or not self.damping >= 0:
+            raise ConfigError(
+                f"compensate must be one of {', '.join(COMPENSATIONS)}; got {self.compensate!r}."
+            )
+        if (
+            isinstance(self.damping, bool)
+            or not isinstance(self.damping, (int, float))
+            or not self.damping >= 0
+        ):
             raise ConfigError(f"damping must be a number >= 0 (e.g. 0.01); got {self.damping!r}.")
         self.damping = float(self.damping)
 
 
-def least_squares_refit(weight: torch.Tensor, gram: torch.Tensor, keep: torch.Tensor, damping: float) -> torch.Tensor:
+def least_squares_refit(
+    weight: torch.Tensor, gram: torch.Tensor, keep: torch.Tensor, damping: float
+) -> torch.Tensor:
     """W G[:, S] (G[S, S] + λI)⁻¹ in float64, λ = damping · mean(diag G[S, S]); returns [out, |S|] float64."""
     gram = gram.to(torch.float64)
     keep = keep.to(gram.device)
@@ -82,8 +90,10 @@ def _statistic(statistics: dict, kind: str, layer: int, width: int) -> torch.Ten
             "calibration=...) or pass collect_statistics(model, tokens, WandaSPConfig.needs)."
         )
     if gram.shape != (width, width):
-        raise CalibrationError(f"{kind} of layer {layer} has shape {tuple(gram.shape)}, expected {(width, width)}: "
-                               "statistics come from another model; collect them again.")
+        raise CalibrationError(
+            f"{kind} of layer {layer} has shape {tuple(gram.shape)}, expected {(width, width)}: "
+            "statistics come from another model; collect them again."
+        )
     return gram.to(torch.float64)
 
 
@@ -123,5 +133,10 @@ def wanda_sp_plan(model: PreTrainedModel, config: WandaSPConfig, statistics: dic
 
 
 register_method(
-    MethodSpec("wanda_sp", WandaSPConfig, wanda_sp_plan, "activation-aware structured pruning with least-squares consumer refit")
+    MethodSpec(
+        "wanda_sp",
+        WandaSPConfig,
+        wanda_sp_plan,
+        "activation-aware structured pruning with least-squares consumer refit",
+    )
 )
