@@ -7,6 +7,7 @@ from transformers import AutoConfig, AutoModelForCausalLM
 
 from hf_resize import adapters, methods  # noqa: F401  (register families and methods)
 from hf_resize.errors import HFResizeError
+from hf_resize.evaluation import evaluate  # also registers lm-eval's "hf-resize" model type (lazily)
 from hf_resize.export import save_resized
 from hf_resize.groups import NeuronGroup, neuron_groups
 from hf_resize.methods import MagnitudeConfig, MethodConfig, available_methods
@@ -14,6 +15,7 @@ from hf_resize.modeling.configuration_hf_resize import HFResizeConfig
 from hf_resize.modeling.modeling_hf_resize import HFResizeForCausalLM
 from hf_resize.params import parameter_counts
 from hf_resize.plan import GroupPlan, Plan
+from hf_resize.publish import build_model_card, push_folder, push_model
 from hf_resize.resize import resize
 from hf_resize.surgery import apply_plan
 
@@ -32,8 +34,12 @@ __all__ = [
     "Plan",
     "apply_plan",
     "available_methods",
+    "build_model_card",
+    "evaluate",
     "neuron_groups",
     "parameter_counts",
+    "push_folder",
+    "push_model",
     "resize",
     "save_resized",
 ]

@@ -16,6 +16,7 @@ EXAMPLES = """examples:
   hf-resize resize smollm2-135m --method magnitude --ratio 0.2 --out small
   hf-resize resize smollm2-135m --method wanda_sp --ratio 0.2 --target body --calibration austen --out small
   hf-resize eval small                              perplexity on Persuasion (held out from calibration)
+  hf-resize push small me/smollm2-small --dry-run staged   write the folder + model card that would be uploaded
 
 MODEL is a built-in name (smollm2-135m, gemma3-270m), a local folder, or a Hub id (needs a network).
 """
@@ -71,6 +72,10 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--max-windows", type=int, default=None, help="score only the first N windows (default: all)")
     e.add_argument("--window", type=int, default=1024, help="tokens per non-overlapping window")
     e.add_argument("--speed", action="store_true", help="also measure prefill/decode tokens/s")
+    e.add_argument("--tasks", default=None,
+                   help="also score lm-eval tasks, comma-separated: 'austen' (offline, Persuasion) or any lm-eval task")
+    e.add_argument("--limit", type=float, default=None, help="lm-eval: at most N documents per task (<1: a fraction)")
+    e.add_argument("--max-length", type=int, default=1024, help="lm-eval context length in tokens")
     e.add_argument("--trust-remote-code", action="store_true")
 
     i = sub.add_parser("info", help="family, neuron groups, widths and parameter counts of a model")
@@ -88,6 +93,18 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--eval-windows", type=int, default=24, help="1024-token windows of Persuasion to score (0 = all)")
     d.add_argument("--num-samples", type=int, default=128)
     d.add_argument("--seq-len", type=int, default=512)
+
+    p = sub.add_parser("push", help="upload a resized folder with a generated model card to the Hub (one commit)")
+    p.add_argument("folder", metavar="DIR", help="folder written by `hf-resize resize ... --out DIR`")
+    p.add_argument("repo", metavar="REPO", help="Hub repository id, e.g. me/smollm2-wanda20")
+    p.add_argument("--dry-run", metavar="OUT", default=None, help="write exactly the folder that would be uploaded to OUT; upload nothing")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --dry-run folder")
+    p.add_argument("--private", action="store_true", help="create the repository private")
+    p.add_argument("--token", default=None, help="Hub token with write access (default: stored login or HF_TOKEN)")
+    p.add_argument("--plot", default=None, metavar="PNG", help="embed this plot in the card")
+    p.add_argument("--base-model", default=None, help="Hub id of the source model (default: from hf_resize.json)")
+    p.add_argument("--license", default=None, help="license id (default: inherited from the base model)")
+    p.add_argument("--message", default=None, help="commit message")
     return parser
 
 
@@ -106,7 +123,12 @@ def _cmd_resize(args: argparse.Namespace) -> None:
     model, tokenizer = load_model(args.model, trust_remote_code=args.trust_remote_code)
     resize(model, config, calibration=args.calibration, tokenizer=tokenizer, num_samples=args.num_samples, seq_len=args.seq_len)
     info = model.hf_resize_info
-    out = save_resized(model, args.out, tokenizer=tokenizer, overwrite=args.overwrite, summary={**info, "source": args.model})
+    summary = {**info, "source": args.model}
+    if info.get("calibration_tokens"):  # for the model card: what the statistics were computed on
+        from hf_resize.data.calibration import describe_source
+
+        summary.update(calibration=describe_source(args.calibration), calibration_source=args.calibration)
+    out = save_resized(model, args.out, tokenizer=tokenizer, overwrite=args.overwrite, summary=summary)
     before, after = info["parameters_before"], info["parameters_after"]
     print(f"{args.method}: body parameters {before['body']:,} -> {after['body']:,} "
           f"({1 - after['body'] / before['body']:.1%} removed), total {before['total']:,} -> {after['total']:,}")
@@ -128,6 +150,12 @@ def _cmd_eval(args: argparse.Namespace) -> None:
     if args.speed:
         speed = measure_speed({"model": model})["model"]
         print(f"prefill {speed['prefill_tokens_per_s']:.1f} tokens/s, decode {speed['decode_tokens_per_s']:.1f} tokens/s")
+    if args.tasks:
+        from hf_resize.evaluation.harness import evaluate, format_scores
+
+        limit = None if args.limit is None else (int(args.limit) if args.limit >= 1 else args.limit)
+        scores = evaluate(model, tasks=args.tasks, tokenizer=tokenizer, limit=limit, max_length=args.max_length)
+        print(format_scores(scores))
 
 
 def _cmd_info(args: argparse.Namespace) -> None:
@@ -171,7 +199,21 @@ def _cmd_demo(args: argparse.Namespace) -> None:
              None if args.eval_windows == 0 else args.eval_windows, args.num_samples, args.seq_len)
 
 
-COMMANDS = {"resize": _cmd_resize, "eval": _cmd_eval, "info": _cmd_info, "demo": _cmd_demo}
+def _cmd_push(args: argparse.Namespace) -> None:
+    from hf_resize.publish import push_folder
+
+    options = {k: v for k, v in (("base_model", args.base_model), ("license", args.license)) if v is not None}
+    result = push_folder(args.folder, args.repo, token=args.token, private=args.private, dry_run_dir=args.dry_run,
+                         commit_message=args.message, plot=args.plot, overwrite=args.overwrite, **options)
+    where = f"wrote {result.dry_run_dir} (nothing uploaded)" if result.dry_run_dir else f"uploaded to {result.repo_url}"
+    print(f"{where}: {', '.join(result.files)}")
+    if result.left_out:
+        print(f"left out: {', '.join(result.left_out)}")
+    if result.commit_url:
+        print(f"commit: {result.commit_url}")
+
+
+COMMANDS = {"resize": _cmd_resize, "eval": _cmd_eval, "info": _cmd_info, "demo": _cmd_demo, "push": _cmd_push}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -38,9 +38,8 @@ def _direct_grams(model, tokens: torch.Tensor) -> dict[str, dict[int, torch.Tens
 def test_grams_match_direct_computation(family: str) -> None:
     model = tiny_model(family)
     tokens = torch.randint(3, 97, (7, 16), generator=torch.Generator().manual_seed(0))
-    stats = collect_statistics(
-        model, tokens, frozenset({"mlp_gram", "attn_gram"}), batch_size=3
-    )  # uneven batches
+    # batch_size 3 over 7 sequences: the last batch is short.
+    stats = collect_statistics(model, tokens, frozenset({"mlp_gram", "attn_gram"}), batch_size=3)
     direct = _direct_grams(model, tokens)
     assert stats["tokens"] == 7 * 16
     config = model.config

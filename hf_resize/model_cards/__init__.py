@@ -1,0 +1,1 @@
+"""Model card templates (package data); the repository links model_cards/ here."""
