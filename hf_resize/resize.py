@@ -38,6 +38,7 @@ def resize(
     tokenizer: PreTrainedTokenizerBase | None = None,
     num_samples: int = 128,
     seq_len: int = 512,
+    statistics: dict | None = None,
 ) -> PreTrainedModel:
     """Resize ``model`` in place with the method ``config`` names and return it.
 
@@ -48,22 +49,30 @@ def resize(
             .txt/.jsonl path, a datasets.Dataset, a Hub dataset name); only methods that need data read it.
         tokenizer: needed when ``calibration`` is text.
         num_samples, seq_len: calibration size when sampling from text.
+        statistics: statistics already collected on this same (unresized) model and data, e.g. by
+            ``hf_resize.calibration.collect_statistics``; skips the calibration pass (benchmarks reuse them).
 
     The returned model records what was done in ``model.hf_resize_info`` (used by export and model cards).
     """
     spec = get_method(config)
     check_model(model)
     tokens = None
-    if spec.config_class.needs:
+    if spec.config_class.needs and statistics is None:
         tokens = _calibration_tokens(calibration, tokenizer, num_samples, seq_len, config.seed)
         check_calibration_size(tokens, spec.config_class.min_calibration_tokens, spec.name)
     before = parameter_counts(model)
     started = time.perf_counter()
-    statistics: dict = {}
-    if spec.config_class.needs:
-        from hf_resize.calibration import collect_statistics
+    if statistics is None:
+        statistics = {}
+        if spec.config_class.needs:
+            from hf_resize.calibration import collect_statistics
 
-        statistics = collect_statistics(model, tokens, spec.config_class.needs)
+            statistics = collect_statistics(model, tokens, spec.config_class.needs)
+    missing = set(spec.config_class.needs) - set(statistics)
+    if missing:
+        from hf_resize.errors import CalibrationError
+
+        raise CalibrationError(f"statistics lack {sorted(missing)} needed by {spec.name}; collect them or pass calibration.")
     plan = spec.planner(model, config, statistics)
     apply_plan(model, plan)
     check_logits_finite(model)

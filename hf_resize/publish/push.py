@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from hf_resize.errors import HFResizeError
+from hf_resize.errors import HFResizeError, PushError
 from hf_resize.publish.card import SUMMARY_FILE, build_model_card
 
 # Everything a loader needs from a save_pretrained folder; anything else in the folder stays local.
@@ -49,12 +49,6 @@ UPLOAD_PATTERNS: tuple[str, ...] = (
     "USE_POLICY*",
 )
 CARD_FILE = "README.md"
-
-
-class PushError(HFResizeError):
-    """The Hub could not be reached or refused the upload."""
-
-    exit_code = 16
 
 
 @dataclass(frozen=True)
