@@ -35,7 +35,7 @@ lint: $(INSTALLED)
 	$(BIN)/ruff check hf_resize tests benchmarks
 
 test: $(DATA) lint
-	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q --durations=10
+	$(BIN)/python -m pytest -q --durations=10
 
 clean:
 	rm -rf $(VENV) demo-out
