@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import tempfile
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -28,9 +30,10 @@ def save_resized(
     Uniform widths keep the stock config; per-layer widths write an ``hf_resize`` config plus the remote code
     that loads it. A failure leaves no partial ``out_dir``.
     """
+    _remove_stale(Path(out_dir))  # first: a restored previous folder is then refused without overwrite
     out = check_output_dir(out_dir, overwrite)
     check_logits_finite(model)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.resolve().parent))
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-{os.getpid()}-", dir=out.resolve().parent))
     try:
         model.save_pretrained(staging, safe_serialization=True)
         if tokenizer is not None:
@@ -46,10 +49,46 @@ def save_resized(
 
 def _move_into_place(staging: Path, out: Path) -> None:
     """Swap the finished folder in; an old folder (overwrite) is removed only after the new one is in place."""
-    if out.exists():
-        trash = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.resolve().parent))
+    if not out.exists():
+        os.replace(staging, out)
+        return
+    trash = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-{os.getpid()}-", dir=out.resolve().parent))
+    # Ctrl-C between the two renames would leave no OUT at all: hold SIGINT until both are done.
+    hold = hasattr(signal, "pthread_sigmask") and threading.current_thread() is threading.main_thread()
+    mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT}) if hold else None
+    try:
         os.replace(out, trash / out.name)
         os.replace(staging, out)
-        shutil.rmtree(trash, ignore_errors=True)
-    else:
-        os.replace(staging, out)
+    finally:
+        if hold:
+            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+    shutil.rmtree(trash, ignore_errors=True)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # exists, owned by someone else
+        return True
+    return True
+
+
+def _remove_stale(out: Path) -> None:
+    """Clean up after a save that was killed (SIGKILL, power loss) before it could clean up itself.
+
+    Staging (``.NAME.partial-PID-*``) and trash (``.NAME.old-PID-*``) folders whose process is gone are removed;
+    a trash folder that still holds the previous output while ``out`` is missing (killed between the two renames
+    of an overwrite) is moved back first, so the old, complete folder is restored rather than lost.
+    """
+    parent = out.resolve().parent
+    for kind in ("partial", "old"):
+        for folder in parent.glob(f".{out.name}.{kind}-*"):
+            pid = folder.name[len(f".{out.name}.{kind}-") :].split("-", 1)[0]
+            if not pid.isdigit() or _pid_alive(int(pid)) or not folder.is_dir():
+                continue
+            previous = folder / out.name
+            if kind == "old" and previous.is_dir() and not out.exists():
+                os.replace(previous, out)
+            shutil.rmtree(folder, ignore_errors=True)

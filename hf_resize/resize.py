@@ -14,7 +14,13 @@ from hf_resize.methods import get_method
 from hf_resize.methods.base import MethodConfig
 from hf_resize.params import parameter_counts
 from hf_resize.surgery import apply_plan
-from hf_resize.validation import check_calibration_size, check_logits_finite, check_model
+from hf_resize.validation import (
+    check_calibration_size,
+    check_calibration_tokens,
+    check_logits_finite,
+    check_model,
+    check_statistics_finite,
+)
 
 
 def _calibration_tokens(calibration, tokenizer, num_samples: int, seq_len: int, seed: int) -> torch.Tensor | None:
@@ -39,6 +45,7 @@ def resize(
     num_samples: int = 128,
     seq_len: int = 512,
     statistics: dict | None = None,
+    cache: bool = True,
 ) -> PreTrainedModel:
     """Resize ``model`` in place with the method ``config`` names and return it.
 
@@ -51,6 +58,8 @@ def resize(
         num_samples, seq_len: calibration size when sampling from text.
         statistics: statistics already collected on this same (unresized) model and data, e.g. by
             ``hf_resize.calibration.collect_statistics``; skips the calibration pass (benchmarks reuse them).
+        cache: reuse calibration statistics cached on disk for this model and data, and cache new ones
+            (``hf_resize.calibration.cache``; ``HF_RESIZE_NO_CACHE=1`` also disables it).
 
     The returned model records what was done in ``model.hf_resize_info`` (used by export and model cards).
     """
@@ -60,6 +69,7 @@ def resize(
     if spec.config_class.needs and statistics is None:
         tokens = _calibration_tokens(calibration, tokenizer, num_samples, seq_len, config.seed)
         check_calibration_size(tokens, spec.config_class.min_calibration_tokens, spec.name)
+        check_calibration_tokens(tokens, model)
     before = parameter_counts(model)
     started = time.perf_counter()
     if statistics is None:
@@ -67,7 +77,8 @@ def resize(
         if spec.config_class.needs:
             from hf_resize.calibration import collect_statistics
 
-            statistics = collect_statistics(model, tokens, spec.config_class.needs)
+            statistics = collect_statistics(model, tokens, spec.config_class.needs, cache=cache)
+    check_statistics_finite(statistics, model)
     missing = set(spec.config_class.needs) - set(statistics)
     if missing:
         from hf_resize.errors import CalibrationError

@@ -28,6 +28,12 @@ def check_model(model: PreTrainedModel) -> None:
             "model.hf_quantizer = None and delete config.quantization_config)."
         )
     for name, param in model.named_parameters():
+        if param.is_meta and any(hasattr(m, "_hf_hook") for m in model.modules()):
+            raise UnsupportedModelError(
+                f"Parameter {name} is offloaded by accelerate (device_map with 'cpu'/'disk' offload); hf_resize "
+                "edits weights in place and needs them all loaded. Load without offloading (device_map=None, or one "
+                "device with enough memory)."
+            )
         if param.is_meta:
             raise UnsupportedModelError(
                 f"Parameter {name} is on the meta device (weights not loaded). Load the model with real weights, "
@@ -60,8 +66,14 @@ def check_output_dir(path: str | os.PathLike, overwrite: bool) -> Path:
     if out.exists() and not out.is_dir():
         raise OutputExistsError(f"Output path {out} exists and is not a folder; choose another path.")
     parent = out.resolve().parent
-    parent.mkdir(parents=True, exist_ok=True)
-    if not os.access(parent, os.W_OK):
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputExistsError(
+            f"Cannot create the folder {parent} for the output ({exc.strerror or exc.__class__.__name__}); "
+            "choose a writable output path."
+        ) from exc
+    if not parent.is_dir() or not os.access(parent, os.W_OK):
         raise OutputExistsError(f"Cannot write into {parent}; choose a writable output path.")
     return out
 
@@ -76,3 +88,35 @@ def check_logits_finite(model: PreTrainedModel) -> None:
         raise UnsupportedModelError(
             "The resized model produces NaN/Inf logits; nothing was written. Try a smaller ratio or float32 weights."
         )
+
+
+def check_calibration_tokens(tokens: torch.Tensor | None, model: PreTrainedModel) -> None:
+    """Integer token ids inside the model's vocabulary (an out-of-range id would crash the embedding lookup)."""
+    if not isinstance(tokens, torch.Tensor) or tokens.numel() == 0 or tokens.dtype.is_floating_point:
+        return  # the collector names the right shape and dtype
+    vocab = model.get_input_embeddings().num_embeddings
+    low, high = int(tokens.min()), int(tokens.max())
+    if low < 0 or high >= vocab:
+        raise CalibrationError(
+            f"Calibration token ids must lie in [0, {vocab}) (the model's vocabulary), got [{low}, {high}]; "
+            "tokenize with this model's tokenizer."
+        )
+
+
+def check_statistics_finite(statistics: dict, model: PreTrainedModel) -> None:
+    """Calibration statistics with NaN/Inf (activations overflowing) would silently poison every plan."""
+    for kind, per_layer in statistics.items():
+        if not isinstance(per_layer, dict):
+            continue
+        bad = sorted(
+            index
+            for index, state in per_layer.items()
+            if isinstance(state, torch.Tensor) and state.dtype.is_floating_point and not torch.isfinite(state).all()
+        )
+        if bad:
+            dtype = next(model.parameters()).dtype
+            raise CalibrationError(
+                f"Calibration activations ({kind}) of layer(s) {bad} contain NaN or Inf: the model overflows on "
+                f"this data in {dtype}. Check its weights for huge values, or load it in float32 "
+                "(dtype=torch.float32) if it is in half precision; nothing was changed."
+            )

@@ -44,6 +44,15 @@ def tiny_model(family: str, seed: int = 0, **overrides):
     return model
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _statistics_cache_in_tmp(tmp_path_factory):
+    """Keep the tests' calibration statistics out of the user's cache."""
+    mp = pytest.MonkeyPatch()
+    mp.setenv("HF_RESIZE_STATISTICS_CACHE", str(tmp_path_factory.mktemp("statistics")))
+    yield
+    mp.undo()
+
+
 @pytest.fixture(params=sorted(FAMILIES))
 def family(request) -> str:
     return request.param

@@ -166,6 +166,7 @@ def load_model(
 
     ``trust_remote_code`` is passed through as given; it is never switched on for the caller.
     """
+    from safetensors import SafetensorError
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     local = Path(name_or_path).expanduser()
@@ -190,8 +191,16 @@ def load_model(
         tokenizer = None
         if not local.is_dir() or _has_tokenizer(local):  # a bare weights folder has none; methods may not need one
             tokenizer = AutoTokenizer.from_pretrained(source, trust_remote_code=trust_remote_code)
-    except OSError as exc:
-        if source != name_or_path:  # local or built-in folder that exists but does not load: keep the detail
+    except (OSError, ValueError, KeyError, SafetensorError) as exc:
+        if local.is_dir() or source != name_or_path:  # a folder that exists but does not load: one line, with detail
+            from hf_resize.errors import UnsupportedModelError
+
+            detail = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else exc.__class__.__name__
+            raise UnsupportedModelError(
+                f"Could not load the model folder {source}: {detail} Check its config.json and weight files "
+                "(a folder written by save_pretrained), or re-download it."
+            ) from exc
+        if not isinstance(exc, OSError):
             raise
         raise DataUnavailableError(
             f"Could not load {name_or_path!r}: it is not a built-in model, not a local folder, and the "

@@ -45,7 +45,11 @@ class MethodConfig:
     def __post_init__(self) -> None:
         if isinstance(self.groups, str):
             self.groups = tuple(g.strip() for g in self.groups.split(",") if g.strip())
+        if not isinstance(self.groups, (list, tuple, set, frozenset)):
+            raise ConfigError(f"groups must be a comma-separated string or a list such as ('mlp', 'heads'); got {self.groups!r}.")
         self.groups = tuple(self.groups)
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int):
+            raise ConfigError(f"seed must be an integer; got {self.seed!r}.")
         if not isinstance(self.ratio, (int, float)) or not 0.0 <= float(self.ratio) < 1.0:
             raise ConfigError(f"ratio must be in [0, 1), got {self.ratio!r}: 0.25 removes a quarter.")
         self.ratio = float(self.ratio)

@@ -1,0 +1,87 @@
+"""KFAC factors under the language-modelling loss, whole-model pipeline.
+
+For every ``nn.Linear`` inside a decoder layer (keyed by its name relative to the layer, e.g. ``mlp.down_proj``):
+
+* ``A`` = Σ_t x_t x_tᵀ over all tokens t of the linear's input x (float64 sum),
+* ``G`` = Σ_t g_t g_tᵀ of the gradient g_t = ∂ℓ/∂s_t of the *summed* next-token cross-entropy ℓ with respect to
+  the linear's output s_t (empirical Fisher: real next tokens; the last position of each sequence has g = 0).
+
+Divide both by ``statistics["tokens"]`` for the expectations E[x xᵀ], E[g gᵀ]. Sums (not means) make the result
+independent of the batch size and of how batches are split across processes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+from transformers import PreTrainedModel
+
+from hf_resize.modeling.modeling_hf_resize import decoder_layers
+
+
+def _gram(state: torch.Tensor | None, inputs: torch.Tensor) -> torch.Tensor:
+    from hf_resize.calibration.collectors import gram_update
+
+    return gram_update(state, inputs)
+
+
+def kfac_linears(layer: nn.Module) -> dict[str, nn.Linear]:
+    return {name: module for name, module in layer.named_modules() if isinstance(module, nn.Linear)}
+
+
+def collect_kfac(
+    model: PreTrainedModel,
+    batches: Iterable[torch.Tensor],
+    device: torch.device | str = "cpu",
+    progress: Callable[[Iterable], Iterable] = iter,
+) -> dict[int, dict[str, dict[str, torch.Tensor]]]:
+    """Accumulate A and G (see module doc) over ``batches`` of token ids; parameters get no ``.grad``."""
+    states: dict[int, dict[str, dict[str, torch.Tensor]]] = {}
+    handles = []
+
+    def make_hook(index: int, name: str):
+        state = states.setdefault(index, {}).setdefault(name, {})
+
+        def on_grad(grad: torch.Tensor) -> None:
+            state["G"] = _gram(state.get("G"), grad)
+
+        def hook(module: nn.Module, args: tuple, output: torch.Tensor) -> None:
+            state["A"] = _gram(state.get("A"), args[0])
+            if output.requires_grad:
+                output.register_hook(on_grad)
+
+        return hook
+
+    def embeddings_need_grad(module: nn.Module, args: tuple, output: torch.Tensor) -> torch.Tensor:
+        return output.detach().requires_grad_()
+
+    requires = {name: p.requires_grad for name, p in model.named_parameters()}
+    was_training = model.training
+    model.eval()
+    try:
+        for p in model.parameters():
+            p.requires_grad_(False)  # gradients flow to activations only; no parameter .grad is touched
+        handles.append(model.get_input_embeddings().register_forward_hook(embeddings_need_grad))
+        for index, layer in enumerate(decoder_layers(model)):
+            for name, module in kfac_linears(layer).items():
+                handles.append(module.register_forward_hook(make_hook(index, name)))
+        with torch.enable_grad():
+            for batch in progress(batches):
+                batch = batch.to(device)
+                logits = model(input_ids=batch, use_cache=False).logits
+                loss = F.cross_entropy(
+                    logits[:, :-1].reshape(-1, logits.shape[-1]).float(),
+                    batch[:, 1:].reshape(-1),
+                    reduction="sum",
+                )
+                loss.backward()
+    finally:
+        for handle in handles:
+            handle.remove()
+        for name, p in model.named_parameters():
+            p.requires_grad_(requires[name])
+        model.train(was_training)
+    return states
