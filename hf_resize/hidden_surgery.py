@@ -116,6 +116,5 @@ def hidden_tensors(model: PreTrainedModel, adapter: FamilyAdapter, plan: GroupPl
         fold_embed_scale(model, adapter, n, m)
     if hasattr(embed, "embedding_dim"):
         embed.embedding_dim = m
-    for module in (lm_head,):
-        module.in_features = m
+    lm_head.in_features = m
     setattr(model.config, adapter.hidden_key, m)

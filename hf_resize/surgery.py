@@ -10,7 +10,6 @@ from __future__ import annotations
 import math
 
 import torch
-from torch import nn
 from transformers import PreTrainedModel
 
 from hf_resize.adapters import FamilyAdapter, get_adapter
@@ -167,12 +166,9 @@ def _rebuild_layer(model: PreTrainedModel, index: int, overrides: dict, state: d
     with torch.device("meta"):
         new = build_layer(model, index, overrides)
     new.load_state_dict(state, assign=True, strict=True)
-    for name, buffer in list(new.named_buffers()):
-        if buffer.is_meta:  # a derived buffer: rebuild the layer for real instead
-            new = build_layer(model, index, overrides).to(param.device, param.dtype)
-            new.load_state_dict(state, strict=True)
-            break
-        del name
+    if any(buffer.is_meta for buffer in new.buffers()):  # a derived buffer: rebuild the layer for real instead
+        new = build_layer(model, index, overrides).to(param.device, param.dtype)
+        new.load_state_dict(state, strict=True)
     new.train(old.training)
     decoder_layers(model)[index] = new
 
@@ -225,11 +221,3 @@ def fold_embed_scale(model: PreTrainedModel, adapter: FamilyAdapter, old_hidden:
         embed.scalar_embed_scale = scale
     if isinstance(getattr(embed, "embed_scale", None), Tensor):
         embed.embed_scale.fill_(scale)
-
-
-def new_linear(weight: Tensor, bias: Tensor | None) -> nn.Linear:
-    layer = nn.Linear(weight.shape[1], weight.shape[0], bias=bias is not None, device="meta")
-    layer.weight = nn.Parameter(weight.contiguous(), requires_grad=weight.requires_grad)
-    if bias is not None:
-        layer.bias = nn.Parameter(bias.contiguous(), requires_grad=bias.requires_grad)
-    return layer
