@@ -90,6 +90,39 @@ register_statistic(
 )
 
 
+def mean_update(state: torch.Tensor | None, inputs: torch.Tensor) -> torch.Tensor:
+    """Add the per-feature sum of ``inputs`` to the float64 ``state`` (divide by the token count for the mean)."""
+    x = inputs.detach().reshape(-1, inputs.shape[-1]).to(torch.float64)
+    return x.sum(0) if state is None else state.add_(x.sum(0))
+
+
+def normalized_gram_update(state: torch.Tensor | None, inputs: torch.Tensor) -> torch.Tensor:
+    """Gram of the inputs with each token scaled to unit RMS: what an RMSNorm reading the residual stream sees."""
+    x = inputs.detach().to(torch.float32)
+    x = x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + 1e-12)
+    return gram_update(state, x)
+
+
+register_statistic(
+    StatisticSpec(
+        "mlp_mean",
+        lambda adapter, layer: layer.get_submodule(f"{adapter.mlp}.{adapter.down_proj}"),
+        mean_update,
+        "sum over tokens of the input to down_proj, [I] (with mlp_gram: means and variances per neuron)",
+        nbytes=lambda module: 8 * module.in_features,
+    )
+)
+register_statistic(
+    StatisticSpec(
+        "hidden_gram",
+        lambda adapter, layer: layer.get_submodule(adapter.attn_norm),
+        normalized_gram_update,
+        "XᵀX of the residual stream entering each layer, every token scaled to unit RMS, [D, D]",
+        nbytes=lambda module: 8 * module.weight.shape[0] ** 2,
+    )
+)
+
+
 register_statistic(
     StatisticSpec(
         "kfac",

@@ -16,10 +16,12 @@ import torch
 from transformers import PreTrainedModel
 
 from hf_resize.adapters import get_adapter
-from hf_resize.errors import CalibrationError, ConfigError
+from hf_resize.errors import ConfigError
 from hf_resize.groups import head_dim_of, neuron_groups
 from hf_resize.methods.base import MethodConfig, MethodSpec, register_method
+from hf_resize.methods.refit import least_squares_refit
 from hf_resize.methods.selection import head_keep, top_units
+from hf_resize.methods.statistics import layer_statistic
 from hf_resize.methods.targets import planned_widths
 from hf_resize.modeling.modeling_hf_resize import decoder_layers
 from hf_resize.plan import GroupPlan, Plan
@@ -65,38 +67,6 @@ class WandaSPConfig(MethodConfig):
         self.damping = float(self.damping)
 
 
-def least_squares_refit(
-    weight: torch.Tensor, gram: torch.Tensor, keep: torch.Tensor, damping: float
-) -> torch.Tensor:
-    """W G[:, S] (G[S, S] + λI)⁻¹ in float64, λ = damping · mean(diag G[S, S]); returns [out, |S|] float64."""
-    gram = gram.to(torch.float64)
-    keep = keep.to(gram.device)
-    w = weight.detach().to(device=gram.device, dtype=torch.float64)
-    g_ss = gram.index_select(0, keep).index_select(1, keep)
-    lam = damping * g_ss.diagonal().mean()
-    system = g_ss + lam * torch.eye(len(keep), dtype=torch.float64, device=gram.device)
-    rhs = (w @ gram.index_select(1, keep)).T  # [|S|, out]; system is symmetric
-    factor, info = torch.linalg.cholesky_ex(system)
-    if int(info) == 0:
-        return torch.cholesky_solve(rhs, factor).T
-    return (torch.linalg.pinv(system, hermitian=True) @ rhs).T
-
-
-def _statistic(statistics: dict, kind: str, layer: int, width: int) -> torch.Tensor:
-    gram = (statistics or {}).get(kind, {}).get(layer)
-    if gram is None:
-        raise CalibrationError(
-            f"wanda_sp needs the {kind!r} statistic of layer {layer}; run it through hf_resize.resize(..., "
-            "calibration=...) or pass collect_statistics(model, tokens, WandaSPConfig.needs)."
-        )
-    if gram.shape != (width, width):
-        raise CalibrationError(
-            f"{kind} of layer {layer} has shape {tuple(gram.shape)}, expected {(width, width)}: "
-            "statistics come from another model; collect them again."
-        )
-    return gram.to(torch.float64)
-
-
 def wanda_sp_plan(model: PreTrainedModel, config: WandaSPConfig, statistics: dict | None = None) -> Plan:
     if "hidden" in config.groups:
         raise ConfigError(_HIDDEN_MESSAGE)
@@ -110,14 +80,14 @@ def wanda_sp_plan(model: PreTrainedModel, config: WandaSPConfig, statistics: dic
         layer = layers[group.layer]
         if group.kind == "mlp":
             weight = layer.get_submodule(f"{adapter.mlp}.{adapter.down_proj}").weight
-            gram = _statistic(statistics, "mlp_gram", group.layer, group.width)
+            gram = layer_statistic(statistics, "mlp_gram", group.layer, (group.width, group.width), "wanda_sp")
             w = weight.detach().to(device=gram.device, dtype=torch.float64)
             scores = w.pow(2).sum(0).sqrt() * gram.diagonal().clamp_min(0).sqrt()
             keep = top_units(scores.cpu(), units)
             kv_keep, columns = None, keep
         else:
             weight = layer.get_submodule(f"{adapter.attn}.{adapter.o_proj}").weight
-            gram = _statistic(statistics, "attn_gram", group.layer, group.width * head_dim)
+            gram = layer_statistic(statistics, "attn_gram", group.layer, (group.width * head_dim,) * 2, "wanda_sp")
             w = weight.detach().to(device=gram.device, dtype=torch.float64)
             w_norm = w.reshape(w.shape[0], group.width, head_dim).pow(2).sum((0, 2)).sqrt()
             x_norm = gram.diagonal().clamp_min(0).reshape(group.width, head_dim).sum(1).sqrt()

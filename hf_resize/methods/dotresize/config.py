@@ -1,0 +1,83 @@
+"""DOTResizeConfig: every hyperparameter of DOTResize, validated before any work starts."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+from hf_resize.errors import ConfigError
+from hf_resize.methods.base import MethodConfig
+from hf_resize.methods.dotresize.transport import COSTS, SOLVERS, TARGET_CHOICES
+
+CONSUMERS = ("least_squares", "transport")
+HIDDEN_BASES = ("qr", "none")
+
+
+def _number(name: str, value: object, low: float, example: str, strict: bool = False) -> float:
+    ok = not isinstance(value, bool) and isinstance(value, (int, float)) and (value > low if strict else value >= low)
+    if not ok:
+        raise ConfigError(f"{name} must be a number {'>' if strict else '>='} {low:g} (e.g. {example}); got {value!r}.")
+    return float(value)
+
+
+@dataclass
+class DOTResizeConfig(MethodConfig):
+    """DOTResize (Verma, Murray, Duh 2025): merge neurons by discrete optimal transport. See MethodConfig.
+
+    For each group of n units (MLP neurons, query heads within a KV group, or the hidden width) reduced to m,
+    m target units are chosen, every unit's calibration activations are transported onto the targets'
+    (uniform masses, entropic OT), and the transport plan becomes the merge: each target's producer weights
+    become the transport-weighted average of the units sent to it.
+
+    Args:
+        targets: how targets are chosen: ``"kmeans++"`` (largest activation first, then seeded D² sampling on
+            activation distances, which avoids near-duplicates) or ``"activation_norm"`` (the m largest).
+        cost: ``"sqeuclidean"`` (||a_i − a_t||²) or ``"correlation"`` (1 − cosine of activation vectors).
+        solver: ``"sinkhorn"`` (entropic, falls back to log-domain if it underflows), ``"sinkhorn_log"`` or
+            ``"emd"`` (exact OT; ``epsilon`` unused).
+        epsilon: entropic regularisation, relative to the mean cost (> 0). Smaller is closer to exact OT.
+        iterations: maximum Sinkhorn iterations.
+        merge: ``False`` prunes to the same targets instead of merging (ablation; the consumer is still refit).
+        consumer: ``"least_squares"`` refits down_proj / o_proj on the calibration Gram to reproduce the dense
+            output from the merged units; ``"transport"`` reads each removed unit through the targets it was
+            sent to (W' = W Π̂, no refit).
+        damping: ridge term of the least-squares refit, relative to the mean diagonal of its system (>= 0).
+        hidden_basis: hidden width only: ``"qr"`` writes the stream in an orthonormal basis Q of the merge
+            (T = QR, keeps RMSNorm's invariance); ``"none"`` uses the merge itself and its pseudo-inverse.
+
+    Heads: with ``head_mode="query_per_group"`` query heads are merged within their KV group (they share keys,
+    so a merged head's attention logits are the weighted average of its sources'). With ``"kv_groups"`` whole
+    KV groups are chosen by the same target rule and the rest pruned: merging keys would change every pattern.
+    """
+
+    method_name: ClassVar[str] = "dotresize"
+    needs: ClassVar[frozenset[str]] = frozenset({"mlp_gram", "attn_gram", "hidden_gram"})
+    min_calibration_tokens: ClassVar[int] = 2048
+
+    targets: str = "kmeans++"
+    cost: str = "sqeuclidean"
+    solver: str = "sinkhorn"
+    epsilon: float = 0.05
+    iterations: int = 1000
+    merge: bool = True
+    consumer: str = "least_squares"
+    damping: float = 0.01
+    hidden_basis: str = "qr"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        for name, allowed in (
+            ("targets", TARGET_CHOICES),
+            ("cost", COSTS),
+            ("solver", SOLVERS),
+            ("consumer", CONSUMERS),
+            ("hidden_basis", HIDDEN_BASES),
+        ):
+            if getattr(self, name) not in allowed:
+                raise ConfigError(f"{name} must be one of {', '.join(allowed)}; got {getattr(self, name)!r}.")
+        self.epsilon = _number("epsilon", self.epsilon, 0, "0.05", strict=True)
+        self.damping = _number("damping", self.damping, 0, "0.01")
+        if isinstance(self.iterations, bool) or not isinstance(self.iterations, int) or self.iterations < 1:
+            raise ConfigError(f"iterations must be a positive integer (e.g. 1000); got {self.iterations!r}.")
+        if not isinstance(self.merge, bool):
+            raise ConfigError(f"merge must be true or false; got {self.merge!r}.")

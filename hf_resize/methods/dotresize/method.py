@@ -1,0 +1,125 @@
+"""DOTResize planner: per group, targets → cost → transport plan → merge (producer) and consumer.
+
+MLP neuron groups use the Gram of down_proj's input; query heads the block-traced Gram of o_proj's input
+within each KV group; the hidden width the summed RMS-normalised residual Gram of all layers.
+The consumer refit assumes a merged unit's activation is the same mix of its sources' activations (exact for
+linear paths, an approximation across the MLP nonlinearity that OT keeps small by merging similar units).
+"""
+
+from __future__ import annotations
+
+import torch
+from tqdm.auto import tqdm
+from transformers import PreTrainedModel
+
+from hf_resize.adapters import get_adapter
+from hf_resize.groups import NeuronGroup, head_dim_of, neuron_groups
+from hf_resize.methods.base import MethodSpec, register_method
+from hf_resize.methods.dotresize.config import DOTResizeConfig
+from hf_resize.methods.dotresize.transport import (
+    choose_targets,
+    cost_matrix,
+    merge_matrix,
+    orthonormal_basis,
+    spread_matrix,
+    transport_plan,
+    unit_gram,
+)
+from hf_resize.methods.refit import least_squares_refit, merged_least_squares
+from hf_resize.methods.statistics import layer_statistic
+from hf_resize.methods.targets import planned_widths
+from hf_resize.modeling.modeling_hf_resize import decoder_layers
+from hf_resize.plan import GroupPlan, Plan
+
+
+def transport_merge(gram: torch.Tensor, count: int, config: DOTResizeConfig, seed: int) -> tuple[torch.Tensor, ...]:
+    """(targets, producer m x n, spread n x m) for units with Gram ``gram`` reduced to ``count``."""
+    targets = choose_targets(gram, count, config.targets, seed)
+    plan = transport_plan(cost_matrix(gram, targets, config.cost), config.solver, config.epsilon, config.iterations)
+    return targets, merge_matrix(plan), spread_matrix(plan)
+
+
+def _block_diagonal(blocks: list[torch.Tensor]) -> torch.Tensor:
+    return torch.block_diag(*blocks)
+
+
+def _consumer(weight: torch.Tensor, gram: torch.Tensor, producer: torch.Tensor, config: DOTResizeConfig) -> torch.Tensor | None:
+    if config.consumer != "least_squares":
+        return None
+    return merged_least_squares(weight, gram, producer, config.damping).to(weight.dtype)
+
+
+def _mlp_plan(group: NeuronGroup, layer, adapter, units: int, statistics: dict, config: DOTResizeConfig) -> GroupPlan:
+    weight = layer.get_submodule(f"{adapter.mlp}.{adapter.down_proj}").weight
+    gram = layer_statistic(statistics, "mlp_gram", group.layer, (group.width, group.width), "dotresize")
+    seed = config.seed + group.layer
+    if not config.merge:
+        keep = choose_targets(gram, units, config.targets, seed)
+        refit = least_squares_refit(weight, gram, keep, config.damping).to(weight.dtype) if config.consumer == "least_squares" else None
+        return GroupPlan(group, keep=keep, consumer_weight=refit)
+    _, producer, spread = transport_merge(gram, units, config, seed)
+    return GroupPlan(group, producer=producer, consumer=spread, consumer_weight=_consumer(weight, gram, producer, config))
+
+
+def _head_plan(
+    group: NeuronGroup, layer, adapter, units: int, kv_kept: int, head_dim: int, statistics: dict, config: DOTResizeConfig
+) -> GroupPlan:
+    weight = layer.get_submodule(f"{adapter.attn}.{adapter.o_proj}").weight
+    size = group.width * head_dim
+    gram = layer_statistic(statistics, "attn_gram", group.layer, (size, size), "dotresize")
+    per_kv, seed = group.queries_per_kv, config.seed + group.layer
+    if config.head_mode == "kv_groups" or not config.merge:
+        if config.head_mode == "kv_groups":
+            kv_keep = choose_targets(unit_gram(gram, per_kv * head_dim), kv_kept, config.targets, seed)
+            keep = (kv_keep[:, None] * per_kv + torch.arange(per_kv)).flatten()
+        else:
+            heads = unit_gram(gram, head_dim)
+            span = [torch.arange(g * per_kv, (g + 1) * per_kv) for g in range(group.kv_width)]
+            keep = torch.cat([s[choose_targets(heads[s][:, s], units // group.kv_width, config.targets, seed)] for s in span])
+            kv_keep = torch.arange(group.kv_width)
+        columns = (keep.sort().values[:, None] * head_dim + torch.arange(head_dim)).flatten()
+        refit = least_squares_refit(weight, gram, columns, config.damping).to(weight.dtype) if config.consumer == "least_squares" else None
+        return GroupPlan(group, keep=keep, kv_keep=kv_keep, consumer_weight=refit)
+    heads = unit_gram(gram, head_dim)
+    producers, spreads = [], []
+    for g in range(group.kv_width):  # query heads merge only with heads that share their keys and values
+        s = slice(g * per_kv, (g + 1) * per_kv)
+        _, producer, spread = transport_merge(heads[s, s], units // group.kv_width, config, seed + 7919 * g)
+        producers.append(producer)
+        spreads.append(spread)
+    producer, spread = _block_diagonal(producers), _block_diagonal(spreads)
+    wide = torch.kron(producer, torch.eye(head_dim, dtype=producer.dtype))
+    return GroupPlan(group, producer=producer, consumer=spread, consumer_weight=_consumer(weight, gram, wide, config))
+
+
+def _hidden_plan(model: PreTrainedModel, group: NeuronGroup, units: int, statistics: dict, config: DOTResizeConfig) -> GroupPlan:
+    shape = (group.width, group.width)
+    gram = sum(layer_statistic(statistics, "hidden_gram", i, shape, "dotresize") for i in range(len(decoder_layers(model))))
+    _, producer, _ = transport_merge(gram, units, config, config.seed)
+    if config.hidden_basis == "qr":
+        basis = orthonormal_basis(producer)
+        return GroupPlan(group, producer=basis.T.contiguous(), consumer=basis)
+    return GroupPlan(group, producer=producer, consumer=torch.linalg.pinv(producer))
+
+
+def dotresize_plan(model: PreTrainedModel, config: DOTResizeConfig, statistics: dict | None = None) -> Plan:
+    adapter = get_adapter(model)
+    widths = planned_widths(model, config)
+    layers = decoder_layers(model)
+    head_dim = head_dim_of(model.config, adapter)
+    plans = []
+    groups = neuron_groups(model, tuple(config.groups))
+    for group in tqdm(groups, desc="dotresize", unit="group", disable=len(groups) < 8):
+        units, kv_kept = widths[group.name]
+        if units == group.width and (group.kind != "heads" or kv_kept == group.kv_width):
+            plans.append(GroupPlan(group, keep=torch.arange(group.width)))  # m = n: the exact identity
+        elif group.kind == "mlp":
+            plans.append(_mlp_plan(group, layers[group.layer], adapter, units, statistics, config))
+        elif group.kind == "heads":
+            plans.append(_head_plan(group, layers[group.layer], adapter, units, kv_kept, head_dim, statistics, config))
+        else:
+            plans.append(_hidden_plan(model, group, units, statistics, config))
+    return Plan(method=config.method_name, groups=plans, config=config.to_dict())
+
+
+register_method(MethodSpec("dotresize", DOTResizeConfig, dotresize_plan, "neuron merging by discrete optimal transport"))

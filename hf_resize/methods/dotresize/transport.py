@@ -1,0 +1,116 @@
+"""The optimal-transport core of DOTResize, on neuron Gram matrices.
+
+Neurons are compared through their calibration activation vectors a_i (one entry per token). Every quantity
+needed here comes from the Gram matrix G = Σ_t a(t) a(t)ᵀ: ||a_i||² = G_ii, ⟨a_i, a_j⟩ = G_ij, so no
+activation sample has to be stored. For "units" wider than one neuron (attention heads of head_dim), G is the
+block-summed Gram: G_ij = tr(G[block i, block j]).
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import ot
+import torch
+
+TARGET_CHOICES = ("activation_norm", "kmeans++")
+COSTS = ("sqeuclidean", "correlation")
+SOLVERS = ("sinkhorn", "sinkhorn_log", "emd")
+
+
+def unit_gram(gram: torch.Tensor, unit: int) -> torch.Tensor:
+    """Block-trace a [n·unit, n·unit] Gram into the [n, n] Gram of units (unit = 1 returns it unchanged)."""
+    if unit == 1:
+        return gram
+    n = gram.shape[0] // unit
+    return gram.reshape(n, unit, n, unit).diagonal(dim1=1, dim2=3).sum(-1)
+
+
+def _squared_distances(gram: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """||a_i − a_t||² for every unit i and every target t: [n, m], clamped at 0 against rounding."""
+    norms = gram.diagonal()
+    return (norms[:, None] + norms[targets][None, :] - 2 * gram[:, targets]).clamp_min(0)
+
+
+def choose_targets(gram: torch.Tensor, count: int, how: str, seed: int) -> torch.Tensor:
+    """Indices (ascending) of the ``count`` target units.
+
+    ``activation_norm``: the largest ||a_i||. ``kmeans++``: the largest first, then each next one drawn with
+    probability proportional to its squared distance to the nearest chosen target (seeded), so near-duplicates of
+    a chosen unit are not chosen again and the targets cover the activation space.
+    """
+    n = gram.shape[0]
+    norms = gram.diagonal().clamp_min(0)
+    if how == "activation_norm" or count >= n:
+        return torch.argsort(-norms, stable=True)[:count].sort().values
+    generator = torch.Generator().manual_seed(seed)
+    chosen = [int(torch.argmax(norms))]
+    nearest = _squared_distances(gram, torch.tensor(chosen))[:, 0].cpu()
+    for _ in range(count - 1):
+        weights = nearest.clone()
+        weights[chosen] = 0
+        if float(weights.sum()) <= 0:  # only exact duplicates left: take the largest remaining norms
+            weights = norms.cpu().clone() + 1e-30
+            weights[chosen] = 0
+        pick = int(torch.multinomial(weights, 1, generator=generator))
+        chosen.append(pick)
+        nearest = torch.minimum(nearest, _squared_distances(gram, torch.tensor([pick]))[:, 0].cpu())
+    return torch.tensor(sorted(chosen))
+
+
+def cost_matrix(gram: torch.Tensor, targets: torch.Tensor, cost: str) -> torch.Tensor:
+    """[n, m] cost of moving unit i onto target t, scaled to mean 1 (so the entropic ε is scale-free).
+
+    ``sqeuclidean``: ||a_i − a_t||². ``correlation``: 1 − ⟨a_i, a_t⟩ / (||a_i|| ||a_t||), the uncentred
+    correlation (cosine) of the activation vectors.
+    """
+    if cost == "sqeuclidean":
+        c = _squared_distances(gram, targets)
+    else:
+        norms = gram.diagonal().clamp_min(1e-30).sqrt()
+        c = (1 - gram[:, targets] / (norms[:, None] * norms[targets][None, :])).clamp_min(0)
+    mean = c.mean()
+    return c / mean if mean > 0 else c
+
+
+def transport_plan(cost: torch.Tensor, solver: str, epsilon: float, iterations: int) -> torch.Tensor:
+    """Optimal coupling Π [n, m] of uniform masses on the n sources and the m targets.
+
+    ``emd`` solves the exact problem (network simplex); ``sinkhorn`` / ``sinkhorn_log`` its entropic
+    regularisation with strength ``epsilon`` (relative to the mean cost, which ``cost_matrix`` makes 1).
+    Plain Sinkhorn underflows for small ε: then the log-domain solver, slower but stable, takes over.
+    """
+    n, m = cost.shape
+    c = cost.to(torch.float64).cpu()
+    a = torch.full((n,), 1.0 / n, dtype=torch.float64)
+    b = torch.full((m,), 1.0 / m, dtype=torch.float64)
+    if solver == "emd":
+        return ot.emd(a, b, c, numItermax=max(100_000, 100 * n * m))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "did not converge": the marginal error is checked below instead
+        plan = ot.sinkhorn(a, b, c, epsilon, method=solver, numItermax=iterations, stopThr=1e-9)
+        if solver == "sinkhorn" and not (torch.isfinite(plan).all() and plan.sum() > 0.5):
+            plan = ot.sinkhorn(a, b, c, epsilon, method="sinkhorn_log", numItermax=iterations, stopThr=1e-9)
+    if not torch.isfinite(plan).all():
+        raise FloatingPointError("the transport plan has non-finite entries; raise epsilon")
+    return plan
+
+
+def merge_matrix(plan: torch.Tensor) -> torch.Tensor:
+    """[m, n] producer map: target t becomes the transport-weighted average of the units sent to it (rows sum to 1)."""
+    return (plan / plan.sum(0, keepdim=True).clamp_min(1e-300)).T.contiguous()
+
+
+def spread_matrix(plan: torch.Tensor) -> torch.Tensor:
+    """[n, m] consumer map: unit i is read as the mix of targets it was sent to (rows sum to 1)."""
+    return plan / plan.sum(1, keepdim=True).clamp_min(1e-300)
+
+
+def orthonormal_basis(producer: torch.Tensor) -> torch.Tensor:
+    """Q [n, m] with orthonormal columns spanning the rows of ``producer`` (T = QR, R folded away).
+
+    Writing the residual stream in this basis keeps RMSNorm's computational invariance: an orthogonal change
+    of basis does not change a vector's norm, so the stream's normalisation is unchanged on the kept span.
+    """
+    q, r = torch.linalg.qr(producer.T.to(torch.float64))
+    return q * torch.sign(r.diagonal()).where(r.diagonal() != 0, torch.ones(1, dtype=q.dtype))[None, :]
