@@ -9,7 +9,7 @@ from conftest import logits, tiny_model
 
 import hf_resize
 from hf_resize.calibration import collect_statistics
-from hf_resize.methods.wanda_sp.method import least_squares_refit
+from hf_resize.methods.refit import least_squares_refit
 
 
 @pytest.fixture(autouse=True)

@@ -8,6 +8,8 @@ linear paths, an approximation across the MLP nonlinearity that OT keeps small b
 
 from __future__ import annotations
 
+import warnings
+
 import torch
 from tqdm.auto import tqdm
 from transformers import PreTrainedModel
@@ -95,7 +97,15 @@ def _head_plan(
 def _hidden_plan(model: PreTrainedModel, group: NeuronGroup, units: int, statistics: dict, config: DOTResizeConfig) -> GroupPlan:
     shape = (group.width, group.width)
     gram = sum(layer_statistic(statistics, "hidden_gram", i, shape, "dotresize") for i in range(len(decoder_layers(model))))
-    _, producer, _ = transport_merge(gram, units, config, config.seed)
+    targets, producer, _ = transport_merge(gram, units, config, config.seed)
+    if get_adapter(model).writer_norms:
+        # Sandwich norms (Gemma 3) normalise the writers' outputs too, so a re-based stream cannot be folded
+        # through them: keep the transport targets instead (a pruning of the hidden width).
+        warnings.warn(
+            "dotresize: hidden width of a sandwich-norm family is pruned to the transport targets, not merged.",
+            stacklevel=3,
+        )
+        return GroupPlan(group, keep=targets)
     if config.hidden_basis == "qr":
         basis = orthonormal_basis(producer)
         return GroupPlan(group, producer=basis.T.contiguous(), consumer=basis)
