@@ -114,6 +114,15 @@ register_statistic(
 )
 register_statistic(
     StatisticSpec(
+        "attn_mean",
+        lambda adapter, layer: layer.get_submodule(f"{adapter.attn}.{adapter.o_proj}"),
+        mean_update,
+        "sum over tokens of the input to o_proj, [H*hd] (with attn_gram: means and variances per head channel)",
+        nbytes=lambda module: 8 * module.in_features,
+    )
+)
+register_statistic(
+    StatisticSpec(
         "hidden_gram",
         lambda adapter, layer: layer.get_submodule(adapter.attn_norm),
         normalized_gram_update,
