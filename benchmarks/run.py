@@ -26,6 +26,7 @@ from hf_resize.data.austen import evaluation_text
 from hf_resize.data.calibration import sample_calibration
 from hf_resize.data.models import load_model
 from hf_resize.evaluation import measure_speed, perplexity
+from hf_resize.evaluation.harness import evaluate
 from hf_resize.methods import get_method
 
 
@@ -57,6 +58,15 @@ def run_benchmark(config: dict, windows: int | None = None) -> dict[str, Any]:
     dense_counts = hf_resize.parameter_counts(dense)
     rows = [{"label": "dense", "method": "dense", "ratio": 0.0, "parameters": dense_counts.as_dict(),
              "perplexity": perplexity(dense, tokenizer, text, max_windows=windows)}]
+    task_cfg = config.get("tasks")
+
+    def score_tasks(model) -> dict[str, Any]:
+        scores = evaluate(model, task_cfg["names"], tokenizer=tokenizer, limit=task_cfg.get("limit"),
+                          bootstrap_iters=0)
+        return {task: metrics for task, metrics in scores.items() if task != "raw"}
+
+    if task_cfg:
+        rows[0]["tasks"] = score_tasks(dense)
     models = {"dense": dense}
     for run in config["runs"]:
         spec = get_method(run["method"])
@@ -75,7 +85,10 @@ def run_benchmark(config: dict, windows: int | None = None) -> dict[str, Any]:
                 "parameters": counts.as_dict(), "body_removed": 1 - counts.body / dense_counts.body,
                 "resize_seconds": seconds, "perplexity": perplexity(model, tokenizer, text, max_windows=windows),
             })
-            models[name] = model
+            if task_cfg and run.get("tasks", True):
+                rows[-1]["tasks"] = score_tasks(model)
+            if config.get("speed"):
+                models[name] = model  # kept for the side-by-side speed run
             print(f"{name}: perplexity {rows[-1]['perplexity']:.2f}, body removed {rows[-1]['body_removed']:.1%}, "
                   f"{seconds:.1f} s", flush=True)
     speed_cfg = config.get("speed")
@@ -89,27 +102,51 @@ def run_benchmark(config: dict, windows: int | None = None) -> dict[str, Any]:
             "config": config, "environment": _environment(), "rows": rows}
 
 
+TASK_COLUMNS = (  # (task, metric, header) shown when a run scored the offline lm-eval tasks
+    ("austen_persuasion_ppl", "word_perplexity", "chapter word ppl"),
+    ("austen_persuasion_lastword", "acc", "last-word acc"),
+    ("austen_persuasion_nextsent", "acc_norm", "next-sentence acc_norm"),
+)
+
+
+def _cell(row: dict, task: str, metric: str) -> str:
+    value = row.get("tasks", {}).get(task, {}).get(metric)
+    return "-" if value is None else f"{value:.3f}" if metric.startswith("acc") else f"{value:.2f}"
+
+
 def write_markdown(result: dict, path: Path) -> None:
     dense = result["rows"][0]
+    speed = "prefill_tokens_per_s" in dense
+    tasks = any("tasks" in row for row in result["rows"])
+    header = ["method", "target ratio", "body params", "body removed", "perplexity"]
+    if tasks:
+        header += [h for _, _, h in TASK_COLUMNS]
+    if speed:
+        header += ["prefill tok/s", "speedup", "FLOP ratio", "decode tok/s"]
     lines = [
         f"# {result['name']}: {result['model']}",
         "",
         f"Perplexity on {result['evaluation']} (float32); calibration {result['calibration']['num_samples']} x "
         f"{result['calibration']['seq_len']} tokens of {result['calibration']['source']} (never Persuasion).",
-        "Speed: prefill/decode tokens/s, median of interleaved repeats in one process; the FLOP ratio counts "
-        "2 x parameters per token (attention score FLOPs excluded).",
-        "",
-        "| method | target ratio | body params | body removed | perplexity | prefill tok/s | speedup | FLOP ratio | decode tok/s |",
-        "|---|---|---|---|---|---|---|---|---|",
     ]
+    if tasks:
+        limit = (result["config"].get("tasks") or {}).get("limit")
+        lines.append(f"Offline lm-eval tasks built from Persuasion (`austen` group), at most {limit} documents each; "
+                     "'-' = not scored for that row.")
+    if speed:
+        lines.append("Speed: prefill/decode tokens/s, median of interleaved repeats in one process; the FLOP ratio "
+                     "counts 2 x parameters per token (attention score FLOPs excluded).")
+    lines += ["", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for row in result["rows"]:
-        speed = row.get("prefill_tokens_per_s")
-        speedup = f"{speed / dense['prefill_tokens_per_s']:.2f}x" if speed else "-"
-        flops = f"{dense['flops_per_token'] / row['flops_per_token']:.2f}x" if "flops_per_token" in row else "-"
-        lines.append(
-            f"| {row['label']} | {row['ratio']:g} | {row['parameters']['body']:,} | {row.get('body_removed', 0):.1%} | "
-            f"{row['perplexity']:.2f} | {speed or 0:.1f} | {speedup} | {flops} | {row.get('decode_tokens_per_s', 0):.1f} |"
-        )
+        cells = [row["label"], f"{row['ratio']:g}", f"{row['parameters']['body']:,}", f"{row.get('body_removed', 0):.1%}",
+                 f"{row['perplexity']:.2f}"]
+        if tasks:
+            cells += [_cell(row, task, metric) for task, metric, _ in TASK_COLUMNS]
+        if speed:
+            prefill = row.get("prefill_tokens_per_s", 0)
+            cells += [f"{prefill:.1f}", f"{prefill / dense['prefill_tokens_per_s']:.2f}x",
+                      f"{dense['flops_per_token'] / row['flops_per_token']:.2f}x", f"{row.get('decode_tokens_per_s', 0):.1f}"]
+        lines.append("| " + " | ".join(cells) + " |")
     env = result["environment"]
     lines += ["", f"Command: `{env['command']}`", "", f"Environment: {json.dumps(env['packages'])}, {env['machine']}, {env['date']}", ""]
     path.write_text("\n".join(lines))

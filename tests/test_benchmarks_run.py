@@ -41,3 +41,19 @@ def test_runner_writes_json_table_and_plots(tiny_folder, tmp_path):
     table = (tmp_path / "results" / "tiny.md").read_text()
     assert table.count("| magnitude |") == 2
     assert (tmp_path / "results" / "tiny_perplexity.png").stat().st_size > 1000
+
+
+def test_runner_scores_offline_tasks_when_configured(tiny_folder, tmp_path):
+    config = tmp_path / "bench.yaml"
+    config.write_text(
+        f"name: tasks\nmodel: {tiny_folder}\ncalibration: {{source: austen, num_samples: 8, seq_len: 64}}\n"
+        "evaluation: {windows: 1}\ntasks: {names: austen_persuasion_lastword, limit: 3}\n"
+        "runs:\n  - {method: magnitude, groups: [mlp], target: width, ratios: [0.5]}\n"
+        "  - {method: magnitude, groups: [mlp], target: width, ratios: [0.25], tasks: false, label: untasked}\n"
+    )
+    assert main([str(config), "--out", str(tmp_path / "results")]) == 0
+    rows = json.loads((tmp_path / "results" / "tasks.json").read_text())["rows"]
+    assert all(0 <= r["tasks"]["austen_persuasion_lastword"]["acc"] <= 1 for r in rows[:2])
+    assert "tasks" not in rows[2] and "prefill_tokens_per_s" not in rows[0]
+    table = (tmp_path / "results" / "tasks.md").read_text()
+    assert "last-word acc" in table and "| untasked | 0.25 |" in table and "prefill" not in table
