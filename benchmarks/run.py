@@ -53,7 +53,7 @@ def run_benchmark(config: dict, windows: int | None = None) -> dict[str, Any]:
     tokens = sample_calibration(cal["source"], tokenizer, cal["num_samples"], cal["seq_len"], seed=0)
     needs = frozenset().union(*(get_method(r["method"]).config_class.needs for r in config["runs"]))
     # Every run starts from the same dense model and data, so one calibration pass serves them all.
-    statistics = collect_statistics(dense, tokens, needs) if needs else {}
+    statistics = collect_statistics(dense, tokens, needs, cache=True) if needs else {}
     windows = windows if windows is not None else config["evaluation"].get("windows")
     dense_counts = hf_resize.parameter_counts(dense)
     rows = [{"label": "dense", "method": "dense", "ratio": 0.0, "parameters": dense_counts.as_dict(),

@@ -46,7 +46,7 @@ def main() -> None:
     held_out = sample_calibration("austen", tokenizer, args.windows, 1024, seed=1)
     settings = [json.loads(s) for s in args.settings]
     needs = frozenset().union(*(get_method(s["method"]).config_class.needs for s in settings))
-    statistics = collect_statistics(dense, tokens, needs)
+    statistics = collect_statistics(dense, tokens, needs, cache=True)
     print(json.dumps({"setting": "dense", "val_ppl": math.exp(mean_loss(dense, held_out))}), flush=True)
     for setting in settings:
         options = {k: v for k, v in setting.items() if k != "method"}

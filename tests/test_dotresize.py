@@ -168,3 +168,47 @@ def test_bad_options_are_refused_with_the_fix(options: dict, message: str) -> No
 def test_registered_as_dotresize() -> None:
     assert get_method("dotresize").config_class is DOTResizeConfig
     assert DOTResizeConfig().to_dict()["method"] == "dotresize"
+
+
+def test_marginal_gains_are_the_energy_a_refit_on_each_prefix_explains() -> None:
+    from hf_resize.methods.dotresize.allocation import marginal_gains
+    from hf_resize.methods.refit import least_squares_refit
+
+    gen = torch.Generator().manual_seed(3)
+    x = torch.randn(400, 10, dtype=torch.float64, generator=gen) @ torch.randn(10, 10, dtype=torch.float64, generator=gen)
+    w = torch.randn(4, 10, dtype=torch.float64, generator=gen)
+    gram, order = x.T @ x, torch.tensor([3, 0, 7, 1, 9, 2, 4, 8, 5, 6])
+    raw = torch.linalg.solve_triangular(
+        torch.linalg.cholesky(gram[order][:, order]), (w @ gram[:, order]).T, upper=False
+    ).pow(2).sum(1)
+    total = (x @ w.T).pow(2).sum()
+    for k in (1, 4, 10):
+        refit = least_squares_refit(w, gram, order[:k], damping=0.0)
+        residual = (x @ w.T - x[:, order[:k]] @ refit.T).pow(2).sum()
+        assert torch.allclose(total - residual, raw[:k].sum(), rtol=1e-8)
+    gains = marginal_gains(w, gram, order, damping=0.0)
+    assert torch.all(gains[1:] <= gains[:-1]) and torch.all(gains <= raw + 1e-9)
+
+
+def test_allocation_keeps_the_total_and_the_minimum_and_follows_the_gains() -> None:
+    from hf_resize.methods.dotresize.allocation import allocate
+
+    gains = [torch.tensor([9.0, 8, 7, 6, 5, 4]), torch.tensor([1.0, 0.5, 0.2, 0.1, 0.05, 0.01])]
+    assert allocate(gains, 6, minimum=1) == [5, 1]
+    assert allocate(gains, 6, minimum=2) == [4, 2]
+    with pytest.raises(ValueError):
+        allocate(gains, 3, minimum=2)
+
+
+def test_error_allocation_gives_per_layer_widths_with_the_uniform_budget(input_ids: torch.Tensor, tmp_path) -> None:
+    model = tiny_model("llama", num_hidden_layers=3, intermediate_size=64)
+    uniform = hf_resize.resize(tiny_model("llama", num_hidden_layers=3, intermediate_size=64),
+                               DOTResizeConfig(ratio=0.4, merge=False), calibration=calibration())
+    hf_resize.resize(model, DOTResizeConfig(ratio=0.4, allocation="error"), calibration=calibration())
+    widths = [layer.mlp.down_proj.in_features for layer in decoder_layers(model)]
+    assert sum(widths) == 3 * uniform.config.intermediate_size and len(set(widths)) > 1
+    assert hf_resize.parameter_counts(model).body == hf_resize.parameter_counts(uniform).body
+    after = logits(model, input_ids)
+    loaded = AutoModelForCausalLM.from_pretrained(hf_resize.save_resized(model, tmp_path / "out")).eval()
+    assert [layer.mlp.down_proj.in_features for layer in decoder_layers(loaded)] == widths
+    assert (logits(loaded, input_ids) - after).abs().max().item() <= 1e-6

@@ -10,6 +10,8 @@ from hf_resize.methods.base import MethodConfig
 from hf_resize.methods.dotresize.transport import COSTS, SOLVERS, TARGET_CHOICES
 
 CONSUMERS = ("least_squares", "transport")
+SPACES = ("activation", "output")
+ALLOCATIONS = ("uniform", "error")
 HIDDEN_BASES = ("qr", "none")
 
 
@@ -30,6 +32,9 @@ class DOTResizeConfig(MethodConfig):
     become the transport-weighted average of the units sent to it.
 
     Args:
+        space: where units are compared (targets and costs): ``"activation"`` (their calibration activations,
+            as in the paper) or ``"output"`` (their contributions to the consumer's output, a_i w_iᵀ, which also
+            weighs how strongly the next layer reads them). The hidden width always uses activations.
         targets: how targets are chosen: ``"kmeans++"`` (largest activation first, then seeded D² sampling on
             activation distances, which avoids near-duplicates) or ``"activation_norm"`` (the m largest).
         cost: ``"sqeuclidean"`` (||a_i − a_t||²) or ``"correlation"`` (1 − cosine of activation vectors).
@@ -44,6 +49,10 @@ class DOTResizeConfig(MethodConfig):
         damping: ridge term of the least-squares refit, relative to the mean diagonal of its system (>= 0).
         hidden_basis: hidden width only: ``"qr"`` writes the stream in an orthonormal basis Q of the merge
             (T = QR, keeps RMSNorm's invariance); ``"none"`` uses the merge itself and its pseudo-inverse.
+        allocation: ``"uniform"`` (every MLP layer keeps the same width) or ``"error"``: the same total, placed
+            where the measured least-squares reconstruction error of removing units is largest (per-layer widths,
+            exported through the per-layer path). Heads and the hidden width stay uniform.
+        min_width: with ``allocation="error"``, the least fraction of its width an MLP layer keeps (0 < f <= 1).
 
     Heads: with ``head_mode="query_per_group"`` query heads are merged within their KV group (they share keys,
     so a merged head's attention logits are the weighted average of its sources'). With ``"kv_groups"`` whole
@@ -54,6 +63,7 @@ class DOTResizeConfig(MethodConfig):
     needs: ClassVar[frozenset[str]] = frozenset({"mlp_gram", "attn_gram", "hidden_gram"})
     min_calibration_tokens: ClassVar[int] = 2048
 
+    space: str = "activation"
     targets: str = "kmeans++"
     cost: str = "sqeuclidean"
     solver: str = "sinkhorn"
@@ -63,15 +73,19 @@ class DOTResizeConfig(MethodConfig):
     consumer: str = "least_squares"
     damping: float = 0.01
     hidden_basis: str = "qr"
+    allocation: str = "uniform"
+    min_width: float = 0.1
 
     def __post_init__(self) -> None:
         super().__post_init__()
         for name, allowed in (
+            ("space", SPACES),
             ("targets", TARGET_CHOICES),
             ("cost", COSTS),
             ("solver", SOLVERS),
             ("consumer", CONSUMERS),
             ("hidden_basis", HIDDEN_BASES),
+            ("allocation", ALLOCATIONS),
         ):
             if getattr(self, name) not in allowed:
                 raise ConfigError(f"{name} must be one of {', '.join(allowed)}; got {getattr(self, name)!r}.")
@@ -79,5 +93,8 @@ class DOTResizeConfig(MethodConfig):
         self.damping = _number("damping", self.damping, 0, "0.01")
         if isinstance(self.iterations, bool) or not isinstance(self.iterations, int) or self.iterations < 1:
             raise ConfigError(f"iterations must be a positive integer (e.g. 1000); got {self.iterations!r}.")
+        self.min_width = _number("min_width", self.min_width, 0, "0.1", strict=True)
+        if self.min_width > 1:
+            raise ConfigError(f"min_width is a fraction of each MLP layer's width, at most 1; got {self.min_width!r}.")
         if not isinstance(self.merge, bool):
             raise ConfigError(f"merge must be true or false; got {self.merge!r}.")

@@ -17,13 +17,16 @@ from transformers import PreTrainedModel
 from hf_resize.adapters import get_adapter
 from hf_resize.groups import NeuronGroup, head_dim_of, neuron_groups
 from hf_resize.methods.base import MethodSpec, register_method
+from hf_resize.methods.dotresize.allocation import allocate, marginal_gains
 from hf_resize.methods.dotresize.config import DOTResizeConfig
 from hf_resize.methods.dotresize.transport import (
     choose_targets,
     cost_matrix,
     merge_matrix,
     orthonormal_basis,
+    output_gram,
     spread_matrix,
+    target_order,
     transport_plan,
     unit_gram,
 )
@@ -51,15 +54,35 @@ def _consumer(weight: torch.Tensor, gram: torch.Tensor, producer: torch.Tensor, 
     return merged_least_squares(weight, gram, producer, config.damping).to(weight.dtype)
 
 
-def _mlp_plan(group: NeuronGroup, layer, adapter, units: int, statistics: dict, config: DOTResizeConfig) -> GroupPlan:
+def _mlp_units_gram(layer, adapter, group: NeuronGroup, statistics: dict, config: DOTResizeConfig) -> tuple:
     weight = layer.get_submodule(f"{adapter.mlp}.{adapter.down_proj}").weight
     gram = layer_statistic(statistics, "mlp_gram", group.layer, (group.width, group.width), "dotresize")
+    return weight, gram, output_gram(gram, weight) if config.space == "output" else gram
+
+
+def error_allocation(model: PreTrainedModel, groups: list[NeuronGroup], widths: dict, statistics: dict,
+                     config: DOTResizeConfig) -> dict[str, int]:
+    """MLP group name → units kept, the same total as the uniform widths, placed by measured refit error."""
+    adapter, layers = get_adapter(model), decoder_layers(model)
+    mlp = [g for g in groups if g.kind == "mlp"]
+    gains = []
+    for group in tqdm(mlp, desc="dotresize allocation", unit="layer", disable=len(mlp) < 8):
+        weight, gram, units_gram = _mlp_units_gram(layers[group.layer], adapter, group, statistics, config)
+        order = target_order(units_gram, group.width, config.targets, config.seed + group.layer)
+        gains.append(marginal_gains(weight, gram, order, config.damping))
+    total = sum(widths[g.name][0] for g in mlp)
+    minimum = max(1, min(round(config.min_width * g.width) for g in mlp))
+    return {g.name: count for g, count in zip(mlp, allocate(gains, total, minimum), strict=True)}
+
+
+def _mlp_plan(group: NeuronGroup, layer, adapter, units: int, statistics: dict, config: DOTResizeConfig) -> GroupPlan:
+    weight, gram, units_gram = _mlp_units_gram(layer, adapter, group, statistics, config)
     seed = config.seed + group.layer
     if not config.merge:
-        keep = choose_targets(gram, units, config.targets, seed)
+        keep = choose_targets(units_gram, units, config.targets, seed)
         refit = least_squares_refit(weight, gram, keep, config.damping).to(weight.dtype) if config.consumer == "least_squares" else None
         return GroupPlan(group, keep=keep, consumer_weight=refit)
-    _, producer, spread = transport_merge(gram, units, config, seed)
+    _, producer, spread = transport_merge(units_gram, units, config, seed)
     return GroupPlan(group, producer=producer, consumer=spread, consumer_weight=_consumer(weight, gram, producer, config))
 
 
@@ -70,19 +93,22 @@ def _head_plan(
     size = group.width * head_dim
     gram = layer_statistic(statistics, "attn_gram", group.layer, (size, size), "dotresize")
     per_kv, seed = group.queries_per_kv, config.seed + group.layer
+    if config.space == "output":
+        channels, reduce = output_gram(gram, weight), "sum"
+    else:
+        channels, reduce = gram, "trace"
+    heads = unit_gram(channels, head_dim, reduce)
     if config.head_mode == "kv_groups" or not config.merge:
         if config.head_mode == "kv_groups":
-            kv_keep = choose_targets(unit_gram(gram, per_kv * head_dim), kv_kept, config.targets, seed)
+            kv_keep = choose_targets(unit_gram(channels, per_kv * head_dim, reduce), kv_kept, config.targets, seed)
             keep = (kv_keep[:, None] * per_kv + torch.arange(per_kv)).flatten()
         else:
-            heads = unit_gram(gram, head_dim)
             span = [torch.arange(g * per_kv, (g + 1) * per_kv) for g in range(group.kv_width)]
             keep = torch.cat([s[choose_targets(heads[s][:, s], units // group.kv_width, config.targets, seed)] for s in span])
             kv_keep = torch.arange(group.kv_width)
         columns = (keep.sort().values[:, None] * head_dim + torch.arange(head_dim)).flatten()
         refit = least_squares_refit(weight, gram, columns, config.damping).to(weight.dtype) if config.consumer == "least_squares" else None
         return GroupPlan(group, keep=keep, kv_keep=kv_keep, consumer_weight=refit)
-    heads = unit_gram(gram, head_dim)
     producers, spreads = [], []
     for g in range(group.kv_width):  # query heads merge only with heads that share their keys and values
         s = slice(g * per_kv, (g + 1) * per_kv)
@@ -119,6 +145,9 @@ def dotresize_plan(model: PreTrainedModel, config: DOTResizeConfig, statistics: 
     head_dim = head_dim_of(model.config, adapter)
     plans = []
     groups = neuron_groups(model, tuple(config.groups))
+    if config.allocation == "error" and any(g.kind == "mlp" for g in groups):
+        for name, units in error_allocation(model, groups, widths, statistics, config).items():
+            widths[name] = (units, None)
     for group in tqdm(groups, desc="dotresize", unit="group", disable=len(groups) < 8):
         units, kv_kept = widths[group.name]
         if units == group.width and (group.kind != "heads" or kv_kept == group.kv_width):

@@ -18,12 +18,20 @@ COSTS = ("sqeuclidean", "correlation")
 SOLVERS = ("sinkhorn", "sinkhorn_log", "emd")
 
 
-def unit_gram(gram: torch.Tensor, unit: int) -> torch.Tensor:
-    """Block-trace a [n·unit, n·unit] Gram into the [n, n] Gram of units (unit = 1 returns it unchanged)."""
+def unit_gram(gram: torch.Tensor, unit: int, reduce: str = "trace") -> torch.Tensor:
+    """[n·unit, n·unit] Gram → [n, n] Gram of units: block traces (units whose channels share one basis, such as
+    query heads reading the same values) or block sums (``reduce="sum"``, for output-contribution Grams)."""
     if unit == 1:
         return gram
     n = gram.shape[0] // unit
-    return gram.reshape(n, unit, n, unit).diagonal(dim1=1, dim2=3).sum(-1)
+    blocks = gram.reshape(n, unit, n, unit)
+    return blocks.diagonal(dim1=1, dim2=3).sum(-1) if reduce == "trace" else blocks.sum((1, 3))
+
+
+def output_gram(gram: torch.Tensor, consumer_weight: torch.Tensor) -> torch.Tensor:
+    """Gram of the channels' contributions to the consumer's output: ⟨a_i w_iᵀ, a_j w_jᵀ⟩ = G_ij (w_i · w_j)."""
+    w = consumer_weight.detach().to(device=gram.device, dtype=torch.float64)
+    return gram * (w.T @ w)
 
 
 def _squared_distances(gram: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
@@ -32,21 +40,21 @@ def _squared_distances(gram: torch.Tensor, targets: torch.Tensor) -> torch.Tenso
     return (norms[:, None] + norms[targets][None, :] - 2 * gram[:, targets]).clamp_min(0)
 
 
-def choose_targets(gram: torch.Tensor, count: int, how: str, seed: int) -> torch.Tensor:
-    """Indices (ascending) of the ``count`` target units.
+def target_order(gram: torch.Tensor, count: int, how: str, seed: int) -> torch.Tensor:
+    """The first ``count`` units in target priority order (the most wanted first).
 
-    ``activation_norm``: the largest ||a_i||. ``kmeans++``: the largest first, then each next one drawn with
-    probability proportional to its squared distance to the nearest chosen target (seeded), so near-duplicates of
-    a chosen unit are not chosen again and the targets cover the activation space.
+    ``activation_norm``: decreasing ||a_i||. ``kmeans++``: the largest first, then each next one drawn with
+    probability proportional to its squared distance to the nearest chosen unit (seeded), so near-duplicates of
+    a chosen unit come late and the early targets cover the activation space.
     """
     n = gram.shape[0]
     norms = gram.diagonal().clamp_min(0)
-    if how == "activation_norm" or count >= n:
-        return torch.argsort(-norms, stable=True)[:count].sort().values
+    if how == "activation_norm":
+        return torch.argsort(-norms.cpu(), stable=True)[:count]
     generator = torch.Generator().manual_seed(seed)
     chosen = [int(torch.argmax(norms))]
     nearest = _squared_distances(gram, torch.tensor(chosen))[:, 0].cpu()
-    for _ in range(count - 1):
+    for _ in range(min(count, n) - 1):
         weights = nearest.clone()
         weights[chosen] = 0
         if float(weights.sum()) <= 0:  # only exact duplicates left: take the largest remaining norms
@@ -55,7 +63,14 @@ def choose_targets(gram: torch.Tensor, count: int, how: str, seed: int) -> torch
         pick = int(torch.multinomial(weights, 1, generator=generator))
         chosen.append(pick)
         nearest = torch.minimum(nearest, _squared_distances(gram, torch.tensor([pick]))[:, 0].cpu())
-    return torch.tensor(sorted(chosen))
+    return torch.tensor(chosen)
+
+
+def choose_targets(gram: torch.Tensor, count: int, how: str, seed: int) -> torch.Tensor:
+    """Indices (ascending) of the ``count`` target units; see ``target_order``."""
+    if count >= gram.shape[0]:
+        return torch.arange(gram.shape[0])
+    return target_order(gram, count, how, seed).sort().values
 
 
 def cost_matrix(gram: torch.Tensor, targets: torch.Tensor, cost: str) -> torch.Tensor:
