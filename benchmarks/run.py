@@ -96,7 +96,9 @@ def run_benchmark(config: dict, windows: int | None = None) -> dict[str, Any]:
         speed = measure_speed(models, **speed_cfg)
         for row, name in zip(rows, models, strict=True):
             row.update(speed[name])
-            row["flops_per_token"] = 2 * row["parameters"]["total"]
+            # Prefill: every prompt token runs the body; the LM head scores only the last position and the
+            # embedding is a lookup, so linear FLOPs per prompt token are 2 x body parameters.
+            row["flops_per_token"] = 2 * row["parameters"]["body"]
     scope = "all of Persuasion" if windows is None else f"first {windows} x 1024-token windows of Persuasion"
     return {"name": config["name"], "model": config["model"], "evaluation": scope, "calibration": cal,
             "config": config, "environment": _environment(), "rows": rows}
@@ -135,7 +137,8 @@ def write_markdown(result: dict, path: Path) -> None:
                      "'-' = not scored for that row.")
     if speed:
         lines.append("Speed: prefill/decode tokens/s, median of interleaved repeats in one process; the FLOP ratio "
-                     "counts 2 x parameters per token (attention score FLOPs excluded).")
+                     "counts 2 x body parameters per prompt token (prefill scores only the last position; attention score FLOPs "
+                     "excluded).")
     lines += ["", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for row in result["rows"]:
         cells = [row["label"], f"{row['ratio']:g}", f"{row['parameters']['body']:,}", f"{row.get('body_removed', 0):.1%}",
