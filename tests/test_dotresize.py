@@ -107,7 +107,7 @@ def test_merging_recovers_planted_duplicates_where_pruning_cannot(input_ids: tor
     tokens = calibration()
     stats = collect_statistics(dense, tokens, DOTResizeConfig.needs | WandaSPConfig.needs, cache=False)
     merged = _duplicated_llama()
-    config = DOTResizeConfig(ratio=0.5, solver="emd", consumer="transport")
+    config = DOTResizeConfig(ratio=0.5, solver="emd", consumer="transport", space="activation", targets="kmeans++")
     apply_plan(merged, dotresize_plan(merged, config, stats))
     pruned = _duplicated_llama()
     apply_plan(pruned, wanda_sp_plan(pruned, WandaSPConfig(ratio=0.5, compensate="none"), stats))

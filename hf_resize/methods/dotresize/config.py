@@ -11,7 +11,7 @@ from hf_resize.methods.dotresize.transport import COSTS, SOLVERS, TARGET_CHOICES
 
 CONSUMERS = ("least_squares", "transport")
 SPACES = ("activation", "output")
-ALLOCATIONS = ("uniform", "error")
+ALLOCATIONS = ("uniform", "error", "absolute_error")
 HIDDEN_BASES = ("qr", "none")
 
 
@@ -49,10 +49,16 @@ class DOTResizeConfig(MethodConfig):
         damping: ridge term of the least-squares refit, relative to the mean diagonal of its system (>= 0).
         hidden_basis: hidden width only: ``"qr"`` writes the stream in an orthonormal basis Q of the merge
             (T = QR, keeps RMSNorm's invariance); ``"none"`` uses the merge itself and its pseudo-inverse.
-        allocation: ``"uniform"`` (every MLP layer keeps the same width) or ``"error"``: the same total, placed
-            where the measured least-squares reconstruction error of removing units is largest (per-layer widths,
-            exported through the per-layer path). Heads and the hidden width stay uniform.
+        allocation: ``"uniform"`` (every MLP layer keeps the same width), ``"error"``: the same total, placed
+            where removing units would cost the largest fraction of the layer's output energy after a
+            least-squares refit, or ``"absolute_error"``: the same with unnormalised errors. Both give per-layer
+            widths, exported through the per-layer path. Heads and the hidden width stay uniform.
         min_width: with ``allocation="error"``, the least fraction of its width an MLP layer keeps (0 < f <= 1).
+
+    Defaults are the best merging settings on held-out calibration text (``benchmarks/validate.py``; never the
+    evaluation book). On SmolLM2's SwiGLU MLPs merging still loses to ``merge=False`` (pruning to the same
+    targets with the refit): a merged neuron's activation is not the mix of its sources' across the nonlinearity
+    (``benchmarks/layer_merge_study.py``).
 
     Heads: with ``head_mode="query_per_group"`` query heads are merged within their KV group (they share keys,
     so a merged head's attention logits are the weighted average of its sources'). With ``"kv_groups"`` whole
@@ -63,11 +69,11 @@ class DOTResizeConfig(MethodConfig):
     needs: ClassVar[frozenset[str]] = frozenset({"mlp_gram", "attn_gram", "hidden_gram"})
     min_calibration_tokens: ClassVar[int] = 2048
 
-    space: str = "activation"
-    targets: str = "kmeans++"
+    space: str = "output"
+    targets: str = "activation_norm"
     cost: str = "sqeuclidean"
     solver: str = "sinkhorn"
-    epsilon: float = 0.05
+    epsilon: float = 0.01
     iterations: int = 1000
     merge: bool = True
     consumer: str = "least_squares"

@@ -69,7 +69,11 @@ def error_allocation(model: PreTrainedModel, groups: list[NeuronGroup], widths: 
     for group in tqdm(mlp, desc="dotresize allocation", unit="layer", disable=len(mlp) < 8):
         weight, gram, units_gram = _mlp_units_gram(layers[group.layer], adapter, group, statistics, config)
         order = target_order(units_gram, group.width, config.targets, config.seed + group.layer)
-        gains.append(marginal_gains(weight, gram, order, config.damping))
+        layer_gains = marginal_gains(weight, gram, order, config.damping)
+        if config.allocation == "error":  # as a fraction of the layer's own output energy tr(W G Wᵀ)
+            w = weight.detach().to(device=gram.device, dtype=torch.float64)
+            layer_gains = layer_gains / float(((w @ gram) * w).sum().clamp_min(1e-30))
+        gains.append(layer_gains)
     total = sum(widths[g.name][0] for g in mlp)
     minimum = max(1, min(round(config.min_width * g.width) for g in mlp))
     return {g.name: count for g, count in zip(mlp, allocate(gains, total, minimum), strict=True)}
@@ -145,7 +149,7 @@ def dotresize_plan(model: PreTrainedModel, config: DOTResizeConfig, statistics: 
     head_dim = head_dim_of(model.config, adapter)
     plans = []
     groups = neuron_groups(model, tuple(config.groups))
-    if config.allocation == "error" and any(g.kind == "mlp" for g in groups):
+    if config.allocation != "uniform" and any(g.kind == "mlp" for g in groups):
         for name, units in error_allocation(model, groups, widths, statistics, config).items():
             widths[name] = (units, None)
     for group in tqdm(groups, desc="dotresize", unit="group", disable=len(groups) < 8):
