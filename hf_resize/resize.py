@@ -12,6 +12,7 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 from hf_resize.groups import neuron_groups
 from hf_resize.methods import get_method
 from hf_resize.methods.base import MethodConfig
+from hf_resize.methods.targets import planned_widths
 from hf_resize.params import parameter_counts
 from hf_resize.surgery import apply_plan
 from hf_resize.validation import (
@@ -65,6 +66,9 @@ def resize(
     """
     spec = get_method(config)
     check_model(model)
+    planned_widths(model, config)  # an unreachable ratio or granularity fails here, before any calibration
+    if spec.check is not None:
+        spec.check(model, config)
     tokens = None
     if spec.config_class.needs and statistics is None:
         tokens = _calibration_tokens(calibration, tokenizer, num_samples, seq_len, config.seed)

@@ -57,3 +57,9 @@ def test_sliced_model_round_trips(input_ids: torch.Tensor, tmp_path) -> None:
 def test_other_groups_are_refused() -> None:
     with pytest.raises(ConfigError, match="hidden width only"):
         PCASliceConfig(groups=("mlp",))
+
+
+def test_sandwich_norm_family_is_refused_before_calibration() -> None:
+    # No calibration passed: the refusal must come before any data is needed.
+    with pytest.raises(ConfigError, match="sandwich norms"):
+        hf_resize.resize(tiny_model("gemma3_text"), PCASliceConfig(ratio=0.25))

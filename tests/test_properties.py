@@ -126,6 +126,8 @@ def check_properties(family: str, method: str, values: dict, options: dict, mode
     before = _logits(model, ids)
     try:
         config = spec.config_class(**options)
+        if spec.check is not None:
+            spec.check(model, config)  # a documented refusal for this model (e.g. pca_slice on sandwich norms)
         predicted = uniform_body_parameters(model, config, width_ratio(model, config))
     except HFResizeError:
         predicted = None  # the resize below must refuse too

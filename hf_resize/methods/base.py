@@ -84,6 +84,9 @@ class MethodSpec:
     planner: Planner
     description: str = ""
     extra: dict = field(default_factory=dict)
+    #: Optional ``check(model, config)`` raising ConfigError for a model the method cannot handle; runs before
+    #: any calibration work.
+    check: Callable[[PreTrainedModel, MethodConfig], None] | None = None
 
 
 _METHODS: dict[str, MethodSpec] = {}

@@ -14,6 +14,7 @@ from typing import ClassVar
 import torch
 from transformers import PreTrainedModel
 
+from hf_resize.adapters import get_adapter
 from hf_resize.errors import ConfigError
 from hf_resize.groups import neuron_groups
 from hf_resize.methods.base import MethodConfig, MethodSpec, register_method
@@ -48,6 +49,15 @@ def principal_basis(gram: torch.Tensor, count: int) -> torch.Tensor:
     return top * signs
 
 
+def check_family(model: PreTrainedModel, config: PCASliceConfig) -> None:
+    adapter = get_adapter(model)
+    if adapter.writer_norms:
+        raise ConfigError(
+            f"pca_slice rotates the residual stream, which sandwich norms ({', '.join(adapter.model_types)}) do not "
+            "allow: use method 'dotresize' or 'magnitude' for this model's hidden width, or resize MLP/heads."
+        )
+
+
 def pca_slice_plan(model: PreTrainedModel, config: PCASliceConfig, statistics: dict | None = None) -> Plan:
     (group,) = neuron_groups(model, ("hidden",))
     units, _ = planned_widths(model, config)[group.name]
@@ -59,4 +69,6 @@ def pca_slice_plan(model: PreTrainedModel, config: PCASliceConfig, statistics: d
     return Plan(config.method_name, [GroupPlan(group, producer=basis.T.contiguous(), consumer=basis)], config.to_dict())
 
 
-register_method(MethodSpec("pca_slice", PCASliceConfig, pca_slice_plan, "PCA slicing of the hidden width (baseline)"))
+register_method(
+    MethodSpec("pca_slice", PCASliceConfig, pca_slice_plan, "PCA slicing of the hidden width (baseline)", check=check_family)
+)
