@@ -60,6 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--num-samples", type=int, default=128, help="calibration sequences")
     r.add_argument("--seq-len", type=int, default=512, help="tokens per calibration sequence")
     r.add_argument("--seed", type=int, default=0)
+    r.add_argument("--round-to", type=int, default=1, help="round MLP widths to a multiple of this (64: faster kernels)")
     r.add_argument("--option", action="append", type=_parse_option, default=[], metavar="KEY=VALUE",
                    help="extra method option, repeatable (e.g. --option compensate=none)")
     r.add_argument("--out", required=True, help="output folder (must not exist unless --overwrite)")
@@ -117,7 +118,7 @@ def _cmd_resize(args: argparse.Namespace) -> None:
 
     spec = get_method(args.method)
     values = {"ratio": args.ratio, "groups": args.groups, "target": args.target, "head_mode": args.head_mode,
-              "seed": args.seed, **dict(args.option)}
+              "seed": args.seed, "round_to": args.round_to, **dict(args.option)}
     config = spec.config_class.from_dict(values)
     check_output_dir(args.out, args.overwrite)
     model, tokenizer = load_model(args.model, trust_remote_code=args.trust_remote_code)

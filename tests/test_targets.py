@@ -59,3 +59,31 @@ def test_hidden_width_rounds_to_head_multiple():
     assert widths["hidden"][0] % 6 == 0 and widths["hidden"][0] == 36
     widths = planned_widths(model, hf_resize.MagnitudeConfig(ratio=0.34, groups=("hidden", "heads")))
     assert widths["hidden"][0] % 4 == 0
+
+
+def test_round_to_gives_aligned_mlp_widths_and_still_meets_the_body_target():
+    from hf_resize.methods.targets import mlp_kept, planned_widths
+
+    assert mlp_kept(NeuronGroup("mlp", 0, 1536), 0.25, 64) == 1152
+    assert mlp_kept(NeuronGroup("mlp", 0, 1536), 0.2, 64) == 1216  # 1228.8 -> nearest multiple of 64
+    model = tiny_model("llama", intermediate_size=256)
+    config = hf_resize.MagnitudeConfig(ratio=0.2, groups=("mlp",), target="body", round_to=32)
+    widths = planned_widths(model, config)
+    assert all(units % 32 == 0 for name, (units, _) in widths.items() if name.startswith("mlp"))
+    before = hf_resize.parameter_counts(model).body
+    hf_resize.resize(model, config)
+    assert abs((before - hf_resize.parameter_counts(model).body) / before - 0.2) < 0.05
+    assert model.config.intermediate_size % 32 == 0
+
+
+@pytest.mark.parametrize("bad", [0, -64, 1.5, True])
+def test_round_to_must_be_a_positive_integer(bad):
+    with pytest.raises(ConfigError, match="round_to must be a positive integer"):
+        hf_resize.MagnitudeConfig(round_to=bad)
+
+
+def test_round_to_that_removes_nothing_is_refused():
+    from hf_resize.methods.targets import mlp_kept
+
+    with pytest.raises(ConfigError, match="removes nothing"):
+        mlp_kept(NeuronGroup("mlp", 0, 64), 0.1, 64)

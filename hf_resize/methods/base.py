@@ -30,6 +30,8 @@ class MethodConfig:
         head_mode: ``"query_per_group"`` removes the same number of query heads from every KV group;
             ``"kv_groups"`` removes whole KV groups with their query heads.
         seed: seed for anything random in the method.
+        round_to: MLP widths kept are rounded to a multiple of this (e.g. 64: matrix kernels run faster on
+            aligned shapes); 1 keeps the exact width. Heads are whole units already.
     """
 
     method_name: ClassVar[str] = ""
@@ -41,6 +43,7 @@ class MethodConfig:
     target: str = "width"
     head_mode: str = "query_per_group"
     seed: int = 0
+    round_to: int = 1
 
     def __post_init__(self) -> None:
         if isinstance(self.groups, str):
@@ -48,6 +51,8 @@ class MethodConfig:
         if not isinstance(self.groups, (list, tuple, set, frozenset)):
             raise ConfigError(f"groups must be a comma-separated string or a list such as ('mlp', 'heads'); got {self.groups!r}.")
         self.groups = tuple(self.groups)
+        if isinstance(self.round_to, bool) or not isinstance(self.round_to, int) or self.round_to < 1:
+            raise ConfigError(f"round_to must be a positive integer (1 = no rounding, e.g. 64); got {self.round_to!r}.")
         if isinstance(self.seed, bool) or not isinstance(self.seed, int):
             raise ConfigError(f"seed must be an integer; got {self.seed!r}.")
         if not isinstance(self.ratio, (int, float)) or not 0.0 <= float(self.ratio) < 1.0:

@@ -34,6 +34,19 @@ def _layer_body(adapter: FamilyAdapter, layer, hidden: int, inter: int, heads: i
     return count
 
 
+def mlp_kept(group, ratio: float, round_to: int) -> int:
+    """MLP units kept after ``ratio``, rounded to the nearest multiple of ``round_to`` (at least one multiple)."""
+    kept = kept_units(group, ratio)[0]
+    if round_to > 1:
+        kept = min(max(round_to, round_to * round(kept / round_to)), group.width)
+        if ratio > 0 and kept == group.width:
+            raise ConfigError(
+                f"ratio {ratio:g} with round_to={round_to} removes nothing from {group.name} ({group.width} units); "
+                "use a larger ratio or a smaller round_to."
+            )
+    return kept
+
+
 def hidden_kept(model: PreTrainedModel, config: MethodConfig, ratio: float) -> int:
     """Hidden width after ``ratio``, rounded down to a multiple of the head count where the family requires it."""
     adapter = get_adapter(model)
@@ -61,7 +74,7 @@ def uniform_body_parameters(model: PreTrainedModel, config: MethodConfig, ratio:
     for index, layer in enumerate(decoder_layers(model)):
         mlp = next(g for g in groups if g.kind == "mlp" and g.layer == index)
         heads = next(g for g in groups if g.kind == "heads" and g.layer == index)
-        inter = kept_units(mlp, ratio)[0] if "mlp" in config.groups else mlp.width
+        inter = mlp_kept(mlp, ratio, config.round_to) if "mlp" in config.groups else mlp.width
         q, kv = heads.width, heads.kv_width
         if "heads" in config.groups:
             q, kv = kept_units(heads, ratio, config.head_mode)
@@ -94,4 +107,7 @@ def planned_widths(model: PreTrainedModel, config: MethodConfig) -> dict[str, tu
     widths = {g.name: kept_units(g, ratio, config.head_mode) for g in neuron_groups(model) if g.kind in config.groups}
     if "hidden" in widths:
         widths["hidden"] = (hidden_kept(model, config, ratio), None)
+    for group in neuron_groups(model, ("mlp",)):
+        if group.name in widths:
+            widths[group.name] = (mlp_kept(group, ratio, config.round_to), None)
     return widths
