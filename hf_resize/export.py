@@ -47,6 +47,56 @@ def save_resized(
     return out
 
 
+class StreamedExport:
+    """Write a model folder shard by shard (models larger than memory), then move it into place atomically.
+
+    ``add_shard`` writes one safetensors file per call; ``finish`` writes the weight index, config, generation
+    config, tokenizer and summary and swaps the folder in; ``abort`` (or an exception inside ``with``) removes
+    the staging folder, so a failure never leaves a partial output.
+    """
+
+    def __init__(self, out_dir: str | os.PathLike, overwrite: bool = False) -> None:
+        _remove_stale(Path(out_dir))
+        self.out = check_output_dir(out_dir, overwrite)
+        self.staging = Path(tempfile.mkdtemp(prefix=f".{self.out.name}.partial-{os.getpid()}-", dir=self.out.resolve().parent))
+        self.weight_map: dict[str, str] = {}
+        self.total_bytes = 0
+
+    def add_shard(self, tensors: dict[str, Any]) -> None:
+        from safetensors.torch import save_file
+
+        name = f"model-{len(set(self.weight_map.values())) + 1:05d}.safetensors"
+        tensors = {key: value.detach().contiguous() for key, value in tensors.items()}
+        save_file(tensors, str(self.staging / name), metadata={"format": "pt"})
+        for key, value in tensors.items():
+            self.weight_map[key] = name
+            self.total_bytes += value.numel() * value.element_size()
+
+    def finish(self, config: Any, tokenizer: PreTrainedTokenizerBase | None = None, generation_config: Any = None,
+               summary: dict[str, Any] | None = None) -> Path:
+        index = {"metadata": {"total_size": self.total_bytes}, "weight_map": dict(sorted(self.weight_map.items()))}
+        (self.staging / "model.safetensors.index.json").write_text(json.dumps(index, indent=2))
+        config.save_pretrained(self.staging)
+        if generation_config is not None:
+            generation_config.save_pretrained(self.staging)
+        if tokenizer is not None:
+            tokenizer.save_pretrained(self.staging)
+        if summary is not None:
+            (self.staging / SUMMARY_FILE).write_text(json.dumps(summary, indent=2, sort_keys=True, default=str))
+        _move_into_place(self.staging, self.out)
+        return self.out
+
+    def abort(self) -> None:
+        shutil.rmtree(self.staging, ignore_errors=True)
+
+    def __enter__(self) -> StreamedExport:
+        return self
+
+    def __exit__(self, kind, value, traceback) -> None:
+        if kind is not None:
+            self.abort()
+
+
 def _move_into_place(staging: Path, out: Path) -> None:
     """Swap the finished folder in; an old folder (overwrite) is removed only after the new one is in place."""
     if not out.exists():

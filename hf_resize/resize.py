@@ -72,7 +72,7 @@ def resize(
     tokens = None
     if spec.config_class.needs and statistics is None:
         tokens = _calibration_tokens(calibration, tokenizer, num_samples, seq_len, config.seed)
-        check_calibration_size(tokens, spec.config_class.min_calibration_tokens, spec.name)
+        check_calibration_size(tokens, config.min_calibration_tokens, spec.name)
         check_calibration_tokens(tokens, model)
     before = parameter_counts(model)
     started = time.perf_counter()

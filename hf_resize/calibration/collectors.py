@@ -21,6 +21,7 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Callable, Iterable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -145,6 +146,7 @@ register_statistic(
 
 Mode = Literal["whole", "sequential"]
 OnLayer = Callable[[int, dict[str, Any]], None]
+LayerScope = Callable[[int], AbstractContextManager]
 
 
 def _check(tokens: torch.Tensor, needs: frozenset[str], mode: str, on_layer: OnLayer | None) -> None:
@@ -354,26 +356,33 @@ def _run_layer(layer: nn.Module, hidden: torch.Tensor, call: tuple[tuple, dict])
     return out[0] if isinstance(out, tuple) else out
 
 
-def _sequential(model, adapter, batches, kinds, states, bar, on_layer: OnLayer | None, world: int) -> None:
+def _sequential(
+    model, adapter, batches, kinds, states, bar, on_layer: OnLayer | None, world: int,
+    layer_scope: LayerScope | None = None, keep: bool = True,
+) -> None:
     hidden, calls = capture_layer_inputs(model, batches)
     with torch.no_grad():
         for index in bar(range(len(calls)), desc="calibrating layers", unit="layer"):
-            layer = decoder_layers(model)[index]
-            handles = _forward_hooks(adapter, layer, index, kinds, states)
-            try:
-                for b in bar(range(len(hidden)), desc=f"layer {index}", unit="batch", leave=False):
-                    out = _run_layer(layer, hidden[b], calls[index][b])
-                    if on_layer is None:
-                        hidden[b] = out  # this batch's input is no longer needed
-            finally:
-                for handle in handles:
-                    handle.remove()
-            for kind in kinds:
-                _all_reduce(_tensors(states[kind].get(index)), world)
-            if on_layer is not None:
-                on_layer(index, {kind: states[kind][index] for kind in kinds})
-                layer = decoder_layers(model)[index]  # the callback may have replaced or resized it
-                hidden = [_run_layer(layer, hidden[b], calls[index][b]) for b in range(len(hidden))]
+            with layer_scope(index) if layer_scope is not None else nullcontext():
+                layer = decoder_layers(model)[index]
+                handles = _forward_hooks(adapter, layer, index, kinds, states)
+                try:
+                    for b in bar(range(len(hidden)), desc=f"layer {index}", unit="batch", leave=False):
+                        out = _run_layer(layer, hidden[b], calls[index][b])
+                        if on_layer is None:
+                            hidden[b] = out  # this batch's input is no longer needed
+                finally:
+                    for handle in handles:
+                        handle.remove()
+                for kind in kinds:
+                    _all_reduce(_tensors(states[kind].get(index)), world)
+                if on_layer is not None:
+                    on_layer(index, {kind: states[kind][index] for kind in kinds})
+                    layer = decoder_layers(model)[index]  # the callback may have replaced or resized it
+                    hidden = [_run_layer(layer, hidden[b], calls[index][b]) for b in range(len(hidden))]
+                if not keep:
+                    for kind in kinds:
+                        states[kind].pop(index, None)
             calls[index] = []
 
 
@@ -386,6 +395,8 @@ def collect_statistics(
     mode: Mode = "whole",
     cache: bool = False,
     on_layer: OnLayer | None = None,
+    layer_scope: LayerScope | None = None,
+    keep: bool = True,
     progress: bool = True,
 ) -> Statistics:
     """Run ``tokens`` [N, L] through ``model`` and accumulate the statistics named in ``needs``.
@@ -402,12 +413,19 @@ def collect_statistics(
         on_layer: sequential mode only: ``on_layer(i, {kind: layer i's statistic})`` runs after layer i is
             calibrated (statistics already summed over processes) and may resize layer i in place or replace
             ``decoder_layers(model)[i]``; layer i+1 then sees the outputs of the layer as it is afterwards.
+        layer_scope: sequential mode only: ``layer_scope(i)`` is a context manager entered around all of layer
+            i's work (statistics, ``on_layer``, its outputs), e.g. to load only that layer's weights from disk and
+            release them after, so a model larger than memory can be calibrated and resized.
+        keep: False drops each layer's statistics once ``on_layer`` has seen them (large models: they would not
+            fit all at once); the result then holds none of those kinds.
         progress: tqdm bars (main process only).
 
     Under ``accelerate launch``/``torchrun`` each process handles every n-th batch and sums are all-reduced.
     """
     needs = frozenset(needs)
     _check(tokens, needs, mode, on_layer)
+    if (layer_scope is not None or not keep) and mode != "sequential":
+        raise CalibrationError("layer_scope and keep=False need mode='sequential' (one layer at a time).")
     adapter = get_adapter(model)
     rank, world = _process_share()
     starts = list(range(0, tokens.shape[0], batch_size))
@@ -418,7 +436,7 @@ def collect_statistics(
         )
     device = input_device(model)
     statistics: Statistics = {}
-    use_cache = cache and on_layer is None and not statistics_cache.cache_disabled()
+    use_cache = cache and on_layer is None and layer_scope is None and keep and not statistics_cache.cache_disabled()
     entries: dict[str, Any] = {}
     model_fp = statistics_cache.model_fingerprint(model) if use_cache else None
     use_cache = model_fp is not None
@@ -458,7 +476,7 @@ def collect_statistics(
         try:
             if forward:
                 if mode == "sequential":
-                    _sequential(model, adapter, batches, forward, states, bar, on_layer, world)
+                    _sequential(model, adapter, batches, forward, states, bar, on_layer, world, layer_scope, keep)
                 else:
                     _whole(model, adapter, batches, forward, states, bar)
                     for kind in forward:

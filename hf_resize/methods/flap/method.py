@@ -53,6 +53,8 @@ class FLAPConfig(MethodConfig):
             raise ConfigError(f"compensate must be one of {', '.join(COMPENSATIONS)}; got {self.compensate!r}.")
         if isinstance(self.damping, bool) or not isinstance(self.damping, (int, float)) or not self.damping >= 0:
             raise ConfigError(f"damping must be a number >= 0 (e.g. 0.01); got {self.damping!r}.")
+        if self.compensate == "none":
+            self.min_calibration_tokens = 512  # variances per channel; the refit needs more
 
 
 def fluctuation(gram: torch.Tensor, total: torch.Tensor, tokens: int) -> torch.Tensor:

@@ -65,6 +65,8 @@ class WandaSPConfig(MethodConfig):
         ):
             raise ConfigError(f"damping must be a number >= 0 (e.g. 0.01); got {self.damping!r}.")
         self.damping = float(self.damping)
+        if self.compensate == "none":
+            self.min_calibration_tokens = 512  # scores read only the Gram diagonal; the refit needs more
 
 
 def wanda_sp_plan(model: PreTrainedModel, config: WandaSPConfig, statistics: dict | None = None) -> Plan:
