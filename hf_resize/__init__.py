@@ -17,6 +17,7 @@ from hf_resize.params import parameter_counts
 from hf_resize.plan import GroupPlan, Plan
 from hf_resize.publish import build_model_card, push_folder, push_model
 from hf_resize.resize import resize
+from hf_resize.streaming import resize_from_disk
 from hf_resize.surgery import apply_plan
 
 AutoConfig.register("hf_resize", HFResizeConfig, exist_ok=True)
@@ -43,5 +44,6 @@ __all__ = [
     "push_folder",
     "push_model",
     "resize",
+    "resize_from_disk",
     "save_resized",
 ]

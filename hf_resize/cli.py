@@ -66,6 +66,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--out", required=True, help="output folder (must not exist unless --overwrite)")
     r.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
     r.add_argument("--trust-remote-code", action="store_true", help="allow the model's own code to run (off by default)")
+    r.add_argument("--from-disk", action="store_true",
+                   help="layer by layer from the safetensors checkpoint (models larger than memory; MLP/heads)")
 
     e = sub.add_parser("eval", help="perplexity of a model on the held-out evaluation text",
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
@@ -121,6 +123,15 @@ def _cmd_resize(args: argparse.Namespace) -> None:
               "seed": args.seed, "round_to": args.round_to, **dict(args.option)}
     config = spec.config_class.from_dict(values)
     check_output_dir(args.out, args.overwrite)
+    if args.from_disk:
+        from hf_resize.data.models import BUILTIN_MODELS, resolve_builtin
+        from hf_resize.streaming import resize_from_disk
+
+        source = resolve_builtin(args.model) if args.model in BUILTIN_MODELS else args.model
+        out = resize_from_disk(source, config, args.out, calibration=args.calibration,
+                               num_samples=args.num_samples, seq_len=args.seq_len, overwrite=args.overwrite)
+        print(f"{args.method}: written layer by layer to {out}")
+        return
     model, tokenizer = load_model(args.model, trust_remote_code=args.trust_remote_code)
     resize(model, config, calibration=args.calibration, tokenizer=tokenizer, num_samples=args.num_samples, seq_len=args.seq_len)
     info = model.hf_resize_info

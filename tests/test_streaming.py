@@ -69,3 +69,12 @@ def test_refusals_come_before_any_output(checkpoint, tmp_path) -> None:
         resize_from_disk(checkpoint, hf_resize.MagnitudeConfig(ratio=0.25), tmp_path / "b", calibration=_tokens())
     assert not (tmp_path / "a").exists() and [p.name for p in (tmp_path / "b").iterdir()] == ["keep.txt"]
     assert not [p for p in tmp_path.iterdir() if ".partial-" in p.name]
+
+
+def test_cli_from_disk_writes_a_loadable_folder(checkpoint, tmp_path) -> None:
+    from hf_resize.cli import main
+
+    assert main(["resize", str(checkpoint), "--method", "magnitude", "--ratio", "0.25", "--from-disk",
+                 "--out", str(tmp_path / "out")]) == 0
+    loaded = AutoModelForCausalLM.from_pretrained(tmp_path / "out")
+    assert loaded.config.intermediate_size == 48
