@@ -79,6 +79,20 @@ class MethodConfig:
         return {"method": self.method_name, **dataclasses.asdict(self)}
 
 
+def require_choice(name: str, value: object, allowed: tuple[str, ...]) -> None:
+    """ConfigError naming the allowed values unless ``value`` is one of them."""
+    if value not in allowed:
+        raise ConfigError(f"{name} must be one of {', '.join(allowed)}; got {value!r}.")
+
+
+def require_number(name: str, value: object, low: float, example: str, strict: bool = False) -> float:
+    """``value`` as a float if it is a number >= ``low`` (> with ``strict``); a ConfigError with an example if not."""
+    ok = not isinstance(value, bool) and isinstance(value, (int, float)) and (value > low if strict else value >= low)
+    if not ok:
+        raise ConfigError(f"{name} must be a number {'>' if strict else '>='} {low:g} (e.g. {example}); got {value!r}.")
+    return float(value)
+
+
 Planner = Callable[[PreTrainedModel, MethodConfig, dict[str, float], dict], Plan]
 
 

@@ -6,20 +6,13 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from hf_resize.errors import ConfigError
-from hf_resize.methods.base import MethodConfig
+from hf_resize.methods.base import MethodConfig, require_choice, require_number
 from hf_resize.methods.dotresize.transport import COSTS, SOLVERS, TARGET_CHOICES
 
 CONSUMERS = ("least_squares", "transport")
 SPACES = ("activation", "output")
 ALLOCATIONS = ("uniform", "error", "absolute_error")
 HIDDEN_BASES = ("qr", "none")
-
-
-def _number(name: str, value: object, low: float, example: str, strict: bool = False) -> float:
-    ok = not isinstance(value, bool) and isinstance(value, (int, float)) and (value > low if strict else value >= low)
-    if not ok:
-        raise ConfigError(f"{name} must be a number {'>' if strict else '>='} {low:g} (e.g. {example}); got {value!r}.")
-    return float(value)
 
 
 @dataclass
@@ -93,13 +86,12 @@ class DOTResizeConfig(MethodConfig):
             ("hidden_basis", HIDDEN_BASES),
             ("allocation", ALLOCATIONS),
         ):
-            if getattr(self, name) not in allowed:
-                raise ConfigError(f"{name} must be one of {', '.join(allowed)}; got {getattr(self, name)!r}.")
-        self.epsilon = _number("epsilon", self.epsilon, 0, "0.05", strict=True)
-        self.damping = _number("damping", self.damping, 0, "0.01")
+            require_choice(name, getattr(self, name), allowed)
+        self.epsilon = require_number("epsilon", self.epsilon, 0, "0.05", strict=True)
+        self.damping = require_number("damping", self.damping, 0, "0.01")
         if isinstance(self.iterations, bool) or not isinstance(self.iterations, int) or self.iterations < 1:
             raise ConfigError(f"iterations must be a positive integer (e.g. 1000); got {self.iterations!r}.")
-        self.min_width = _number("min_width", self.min_width, 0, "0.1", strict=True)
+        self.min_width = require_number("min_width", self.min_width, 0, "0.1", strict=True)
         if self.min_width > 1:
             raise ConfigError(f"min_width is a fraction of each MLP layer's width, at most 1; got {self.min_width!r}.")
         if not isinstance(self.merge, bool):

@@ -18,7 +18,7 @@ from transformers import PreTrainedModel
 from hf_resize.adapters import get_adapter
 from hf_resize.errors import ConfigError
 from hf_resize.groups import head_dim_of, neuron_groups
-from hf_resize.methods.base import MethodConfig, MethodSpec, register_method
+from hf_resize.methods.base import MethodConfig, MethodSpec, register_method, require_choice, require_number
 from hf_resize.methods.refit import least_squares_refit
 from hf_resize.methods.selection import head_keep, top_units
 from hf_resize.methods.statistics import layer_statistic
@@ -54,17 +54,8 @@ class WandaSPConfig(MethodConfig):
         super().__post_init__()
         if "hidden" in self.groups:
             raise ConfigError(_HIDDEN_MESSAGE)
-        if self.compensate not in COMPENSATIONS:
-            raise ConfigError(
-                f"compensate must be one of {', '.join(COMPENSATIONS)}; got {self.compensate!r}."
-            )
-        if (
-            isinstance(self.damping, bool)
-            or not isinstance(self.damping, (int, float))
-            or not self.damping >= 0
-        ):
-            raise ConfigError(f"damping must be a number >= 0 (e.g. 0.01); got {self.damping!r}.")
-        self.damping = float(self.damping)
+        require_choice("compensate", self.compensate, COMPENSATIONS)
+        self.damping = require_number("damping", self.damping, 0, "0.01")
         if self.compensate == "none":
             self.min_calibration_tokens = 512  # scores read only the Gram diagonal; the refit needs more
 
