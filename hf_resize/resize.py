@@ -70,7 +70,7 @@ def resize(
     if spec.check is not None:
         spec.check(model, config)
     tokens = None
-    if spec.config_class.needs and statistics is None:
+    if config.needs and statistics is None:
         tokens = _calibration_tokens(calibration, tokenizer, num_samples, seq_len, config.seed)
         check_calibration_size(tokens, config.min_calibration_tokens, spec.name)
         check_calibration_tokens(tokens, model)
@@ -78,12 +78,12 @@ def resize(
     started = time.perf_counter()
     if statistics is None:
         statistics = {}
-        if spec.config_class.needs:
+        if config.needs:
             from hf_resize.calibration import collect_statistics
 
-            statistics = collect_statistics(model, tokens, spec.config_class.needs, cache=cache)
+            statistics = collect_statistics(model, tokens, config.needs, cache=cache)
     check_statistics_finite(statistics, model)
-    missing = set(spec.config_class.needs) - set(statistics)
+    missing = set(config.needs) - set(statistics)
     if missing:
         from hf_resize.errors import CalibrationError
 

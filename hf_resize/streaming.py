@@ -129,7 +129,7 @@ def resize_from_disk(
     from hf_resize.resize import _calibration_tokens
 
     tokens = _calibration_tokens(calibration, tokenizer, num_samples, seq_len, config.seed)
-    if spec.config_class.needs:
+    if config.needs:
         check_calibration_size(tokens, config.min_calibration_tokens, spec.name)
     prefixes = [_layer_prefix(model, i) for i in range(len(decoder_layers(model)))]
     outside = [n for n in tensors.names() if not any(n.startswith(p) for p in prefixes)]
@@ -163,7 +163,7 @@ def resize_from_disk(
             for key in (adapter.intermediate_key, adapter.heads_key, adapter.kv_heads_key):
                 resized[key] = getattr(small.config, key)
 
-        needs = spec.config_class.needs
+        needs = config.needs
         if needs:
             collect_statistics(model, tokens, needs, mode="sequential", on_layer=on_layer, layer_scope=layer_scope,
                                keep=False, cache=False, progress=progress)

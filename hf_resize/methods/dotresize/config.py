@@ -10,6 +10,7 @@ from hf_resize.methods.base import MethodConfig, require_choice, require_number
 from hf_resize.methods.dotresize.transport import COSTS, SOLVERS, TARGET_CHOICES
 
 CONSUMERS = ("least_squares", "transport")
+_GROUP_STATISTICS = {"mlp": "mlp_gram", "heads": "attn_gram", "hidden": "hidden_gram"}
 SPACES = ("activation", "output")
 ALLOCATIONS = ("uniform", "error", "absolute_error")
 HIDDEN_BASES = ("qr", "none")
@@ -94,5 +95,7 @@ class DOTResizeConfig(MethodConfig):
         self.min_width = require_number("min_width", self.min_width, 0, "0.1", strict=True)
         if self.min_width > 1:
             raise ConfigError(f"min_width is a fraction of each MLP layer's width, at most 1; got {self.min_width!r}.")
+        # Only the statistics of the selected groups (the class attribute lists all of them, for benchmarks).
+        self.needs = frozenset(kind for group, kind in _GROUP_STATISTICS.items() if group in self.groups)
         if not isinstance(self.merge, bool):
             raise ConfigError(f"merge must be true or false; got {self.merge!r}.")
