@@ -143,7 +143,8 @@ def resize_from_disk(
 
         @contextmanager
         def layer_scope(index: int) -> Iterator[None]:
-            layer = decoder_layers(model)[index]
+            if index == 0:  # layer 0's inputs are captured by now: the embedding is no longer needed in memory
+                model.get_submodule(adapter.embed).to("meta")
             for name in tensors.names(prefixes[index]):
                 set_module_tensor_to_device(model, name, "cpu", value=tensors.get(name).float())
             yield
