@@ -29,7 +29,7 @@ def _child(model_name: str, method: str, num_samples: int, seq_len: int, mode: s
 
     model, tokenizer = load_model(model_name)
     tokens = sample_calibration("austen", tokenizer, num_samples, seq_len, seed=0)
-    needs = get_method(method).config_class.needs
+    needs = get_method(method).config_class().needs  # what a default-config run collects
     rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     started = time.perf_counter()
     collect_statistics(model, tokens, needs, mode=mode, cache=False, progress=False)
