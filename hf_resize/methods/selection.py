@@ -30,3 +30,8 @@ def head_keep(
     per_group = units // group.kv_width
     keep = torch.cat([top_units(by_group[g], per_group) + g * per_kv for g in range(group.kv_width)])
     return keep, torch.arange(group.kv_width)
+
+
+def head_columns(keep: torch.Tensor, head_dim: int) -> torch.Tensor:
+    """Consumer input columns (o_proj) of the kept heads, in ascending head order."""
+    return (keep.sort().values[:, None] * head_dim + torch.arange(head_dim)).flatten()

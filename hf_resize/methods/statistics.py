@@ -21,3 +21,8 @@ def layer_statistic(statistics: dict | None, kind: str, layer: int, shape: tuple
             "statistics come from another model; collect them again."
         )
     return value.to(torch.float64)
+
+
+def summed_statistic(statistics: dict | None, kind: str, layers: int, shape: tuple[int, ...], method: str) -> torch.Tensor:
+    """Σ over all ``layers`` of ``statistics[kind][layer]`` (float64), each checked as in ``layer_statistic``."""
+    return sum(layer_statistic(statistics, kind, i, shape, method) for i in range(layers))

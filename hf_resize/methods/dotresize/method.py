@@ -31,7 +31,8 @@ from hf_resize.methods.dotresize.transport import (
     unit_gram,
 )
 from hf_resize.methods.refit import least_squares_refit, merged_least_squares
-from hf_resize.methods.statistics import layer_statistic
+from hf_resize.methods.selection import head_columns
+from hf_resize.methods.statistics import layer_statistic, summed_statistic
 from hf_resize.methods.targets import planned_widths
 from hf_resize.modeling.modeling_hf_resize import decoder_layers
 from hf_resize.plan import GroupPlan, Plan
@@ -42,10 +43,6 @@ def transport_merge(gram: torch.Tensor, count: int, config: DOTResizeConfig, see
     targets = choose_targets(gram, count, config.targets, seed)
     plan = transport_plan(cost_matrix(gram, targets, config.cost), config.solver, config.epsilon, config.iterations)
     return targets, merge_matrix(plan), spread_matrix(plan)
-
-
-def _block_diagonal(blocks: list[torch.Tensor]) -> torch.Tensor:
-    return torch.block_diag(*blocks)
 
 
 def _consumer(weight: torch.Tensor, gram: torch.Tensor, producer: torch.Tensor, config: DOTResizeConfig) -> torch.Tensor | None:
@@ -110,7 +107,7 @@ def _head_plan(
             span = [torch.arange(g * per_kv, (g + 1) * per_kv) for g in range(group.kv_width)]
             keep = torch.cat([s[choose_targets(heads[s][:, s], units // group.kv_width, config.targets, seed)] for s in span])
             kv_keep = torch.arange(group.kv_width)
-        columns = (keep.sort().values[:, None] * head_dim + torch.arange(head_dim)).flatten()
+        columns = head_columns(keep, head_dim)
         refit = least_squares_refit(weight, gram, columns, config.damping).to(weight.dtype) if config.consumer == "least_squares" else None
         return GroupPlan(group, keep=keep, kv_keep=kv_keep, consumer_weight=refit)
     producers, spreads = [], []
@@ -119,14 +116,14 @@ def _head_plan(
         _, producer, spread = transport_merge(heads[s, s], units // group.kv_width, config, seed + 7919 * g)
         producers.append(producer)
         spreads.append(spread)
-    producer, spread = _block_diagonal(producers), _block_diagonal(spreads)
+    producer, spread = torch.block_diag(*producers), torch.block_diag(*spreads)
     wide = torch.kron(producer, torch.eye(head_dim, dtype=producer.dtype))
     return GroupPlan(group, producer=producer, consumer=spread, consumer_weight=_consumer(weight, gram, wide, config))
 
 
 def _hidden_plan(model: PreTrainedModel, group: NeuronGroup, units: int, statistics: dict, config: DOTResizeConfig) -> GroupPlan:
     shape = (group.width, group.width)
-    gram = sum(layer_statistic(statistics, "hidden_gram", i, shape, "dotresize") for i in range(len(decoder_layers(model))))
+    gram = summed_statistic(statistics, "hidden_gram", len(decoder_layers(model)), shape, "dotresize")
     targets, producer, _ = transport_merge(gram, units, config, config.seed)
     if get_adapter(model).writer_norms:
         # Sandwich norms (Gemma 3) normalise the writers' outputs too, so a re-based stream cannot be folded

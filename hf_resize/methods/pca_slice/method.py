@@ -18,7 +18,7 @@ from hf_resize.adapters import get_adapter
 from hf_resize.errors import ConfigError
 from hf_resize.groups import neuron_groups
 from hf_resize.methods.base import MethodConfig, MethodSpec, register_method
-from hf_resize.methods.statistics import layer_statistic
+from hf_resize.methods.statistics import summed_statistic
 from hf_resize.methods.targets import planned_widths
 from hf_resize.modeling.modeling_hf_resize import decoder_layers
 from hf_resize.plan import GroupPlan, Plan
@@ -62,7 +62,7 @@ def pca_slice_plan(model: PreTrainedModel, config: PCASliceConfig, statistics: d
     (group,) = neuron_groups(model, ("hidden",))
     units, _ = planned_widths(model, config)[group.name]
     shape = (group.width, group.width)
-    gram = sum(layer_statistic(statistics, "hidden_gram", i, shape, "pca_slice") for i in range(len(decoder_layers(model))))
+    gram = summed_statistic(statistics, "hidden_gram", len(decoder_layers(model)), shape, "pca_slice")
     if units == group.width:
         return Plan(config.method_name, [GroupPlan(group, keep=torch.arange(group.width))], config.to_dict())
     basis = principal_basis(gram, units)

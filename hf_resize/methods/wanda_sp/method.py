@@ -20,7 +20,7 @@ from hf_resize.errors import ConfigError
 from hf_resize.groups import head_dim_of, neuron_groups
 from hf_resize.methods.base import MethodConfig, MethodSpec, register_method, require_choice, require_number
 from hf_resize.methods.refit import least_squares_refit
-from hf_resize.methods.selection import head_keep, top_units
+from hf_resize.methods.selection import head_columns, head_keep, top_units
 from hf_resize.methods.statistics import layer_statistic
 from hf_resize.methods.targets import planned_widths
 from hf_resize.modeling.modeling_hf_resize import decoder_layers
@@ -87,7 +87,7 @@ def wanda_sp_plan(model: PreTrainedModel, config: WandaSPConfig, statistics: dic
             q_scores = (w_norm * x_norm).cpu()
             kv_scores = q_scores.reshape(group.kv_width, group.queries_per_kv).sum(1)
             keep, kv_keep = head_keep(group, q_scores, kv_scores, units, kv_kept, config.head_mode)
-            columns = (keep.sort().values[:, None] * head_dim + torch.arange(head_dim)).flatten()
+            columns = head_columns(keep, head_dim)
         consumer_weight = None
         if config.compensate == "least_squares" and units < group.width:
             consumer_weight = least_squares_refit(weight, gram, columns, config.damping).to(weight.dtype)
