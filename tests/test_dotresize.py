@@ -212,3 +212,21 @@ def test_error_allocation_gives_per_layer_widths_with_the_uniform_budget(input_i
     loaded = AutoModelForCausalLM.from_pretrained(hf_resize.save_resized(model, tmp_path / "out")).eval()
     assert [layer.mlp.down_proj.in_features for layer in decoder_layers(loaded)] == widths
     assert (logits(loaded, input_ids) - after).abs().max().item() <= 1e-6
+
+
+def test_planning_groups_in_threads_gives_the_sequential_plan() -> None:
+    model = tiny_model("llama")
+    config = DOTResizeConfig(ratio=0.5, groups=("mlp", "heads"))
+    statistics = collect_statistics(model, calibration(), config.needs, progress=False)
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        threaded = dotresize_plan(model, config, statistics)
+        torch.set_num_threads(1)  # one worker: the groups run one after the other
+        sequential = dotresize_plan(model, config, statistics)
+    finally:
+        torch.set_num_threads(threads)
+    assert [p.group.name for p in threaded.groups] == [p.group.name for p in sequential.groups]
+    for a, b in zip(threaded.groups, sequential.groups, strict=True):
+        assert torch.allclose(a.producer, b.producer, atol=1e-12) and torch.allclose(a.consumer, b.consumer, atol=1e-12)
+        assert torch.allclose(a.consumer_weight, b.consumer_weight, atol=1e-6)

@@ -9,6 +9,7 @@ linear paths, an approximation across the MLP nonlinearity that OT keeps small b
 from __future__ import annotations
 
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 
 import torch
 from tqdm.auto import tqdm
@@ -144,21 +145,25 @@ def dotresize_plan(model: PreTrainedModel, config: DOTResizeConfig, statistics: 
     widths = planned_widths(model, config)
     layers = decoder_layers(model)
     head_dim = head_dim_of(model.config, adapter)
-    plans = []
     groups = neuron_groups(model, tuple(config.groups))
     if config.allocation != "uniform" and any(g.kind == "mlp" for g in groups):
         for name, units in error_allocation(model, groups, widths, statistics, config).items():
             widths[name] = (units, None)
-    for group in tqdm(groups, desc="dotresize", unit="group", disable=len(groups) < 8):
+    def plan_group(group: NeuronGroup) -> GroupPlan:
         units, kv_kept = widths[group.name]
         if units == group.width and (group.kind != "heads" or kv_kept == group.kv_width):
-            plans.append(GroupPlan(group, keep=torch.arange(group.width)))  # m = n: the exact identity
-        elif group.kind == "mlp":
-            plans.append(_mlp_plan(group, layers[group.layer], adapter, units, statistics, config))
-        elif group.kind == "heads":
-            plans.append(_head_plan(group, layers[group.layer], adapter, units, kv_kept, head_dim, statistics, config))
-        else:
-            plans.append(_hidden_plan(model, group, units, statistics, config))
+            return GroupPlan(group, keep=torch.arange(group.width))  # m = n: the exact identity
+        if group.kind == "mlp":
+            return _mlp_plan(group, layers[group.layer], adapter, units, statistics, config)
+        if group.kind == "heads":
+            return _head_plan(group, layers[group.layer], adapter, units, kv_kept, head_dim, statistics, config)
+        return _hidden_plan(model, group, units, statistics, config)
+
+    # Groups are independent and Sinkhorn's matrix-vector products are memory-bound and single-threaded, so one
+    # group per core roughly halves the time on two cores; map keeps the groups' order (and the result) fixed.
+    with ThreadPoolExecutor(max_workers=max(1, torch.get_num_threads())) as pool:
+        plans = list(tqdm(pool.map(plan_group, groups), total=len(groups), desc="dotresize", unit="group",
+                          disable=len(groups) < 8))
     return Plan(method=config.method_name, groups=plans, config=config.to_dict())
 
 

@@ -8,8 +8,6 @@ block-summed Gram: G_ij = tr(G[block i, block j]).
 
 from __future__ import annotations
 
-import warnings
-
 import ot
 import torch
 
@@ -101,11 +99,11 @@ def transport_plan(cost: torch.Tensor, solver: str, epsilon: float, iterations: 
     b = torch.full((m,), 1.0 / m, dtype=torch.float64)
     if solver == "emd":
         return ot.emd(a, b, c, numItermax=max(100_000, 100 * n * m))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # "did not converge": the marginal error is checked below instead
-        plan = ot.sinkhorn(a, b, c, epsilon, method=solver, numItermax=iterations, stopThr=1e-9)
-        if solver == "sinkhorn" and not (torch.isfinite(plan).all() and plan.sum() > 0.5):
-            plan = ot.sinkhorn(a, b, c, epsilon, method="sinkhorn_log", numItermax=iterations, stopThr=1e-9)
+    # warn=False: at small ε the iteration budget, not the tolerance, usually ends the loop (docs/dotresize.md);
+    # warnings.catch_warnings would not do here, it is not thread-safe and groups are planned in threads.
+    plan = ot.sinkhorn(a, b, c, epsilon, method=solver, numItermax=iterations, stopThr=1e-9, warn=False)
+    if solver == "sinkhorn" and not (torch.isfinite(plan).all() and plan.sum() > 0.5):
+        plan = ot.sinkhorn(a, b, c, epsilon, method="sinkhorn_log", numItermax=iterations, stopThr=1e-9, warn=False)
     if not torch.isfinite(plan).all():
         raise FloatingPointError("the transport plan has non-finite entries; raise epsilon")
     return plan
