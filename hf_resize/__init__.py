@@ -10,7 +10,14 @@ from hf_resize.errors import HFResizeError
 from hf_resize.evaluation import evaluate  # also registers lm-eval's "hf-resize" model type (lazily)
 from hf_resize.export import save_resized
 from hf_resize.groups import NeuronGroup, neuron_groups
-from hf_resize.methods import DOTResizeConfig, MagnitudeConfig, MethodConfig, WandaSPConfig, available_methods
+from hf_resize.methods import (
+    DOTResizeConfig,
+    KFACPruneConfig,
+    MagnitudeConfig,
+    MethodConfig,
+    WandaSPConfig,
+    available_methods,
+)
 from hf_resize.modeling.configuration_hf_resize import HFResizeConfig
 from hf_resize.modeling.modeling_hf_resize import HFResizeForCausalLM
 from hf_resize.params import parameter_counts
@@ -30,6 +37,7 @@ __all__ = [
     "HFResizeError",
     "HFResizeForCausalLM",
     "DOTResizeConfig",
+    "KFACPruneConfig",
     "MagnitudeConfig",
     "MethodConfig",
     "WandaSPConfig",

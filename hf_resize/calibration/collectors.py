@@ -32,7 +32,7 @@ from transformers import PreTrainedModel
 
 from hf_resize.adapters import FamilyAdapter, get_adapter
 from hf_resize.calibration import cache as statistics_cache
-from hf_resize.calibration.kfac import collect_kfac, kfac_linears
+from hf_resize.calibration.kfac import collect_kfac, consumer_linears, kfac_linears
 from hf_resize.errors import CalibrationError
 from hf_resize.modeling.modeling_hf_resize import decoder_layers
 
@@ -143,6 +143,16 @@ register_statistic(
         gradient=True,
     )
 )
+register_statistic(
+    StatisticSpec(
+        "kfac_consumers",
+        None,
+        None,
+        "KFAC factors of each layer's o_proj and down_proj only, with the weight gradient: {layer: {name: {'A': Σ x xᵀ, "
+        "'G': Σ g gᵀ, 'D': Σ g xᵀ}}} under the summed LM loss; whole-model pipeline only",
+        gradient=True,
+    )
+)
 
 Mode = Literal["whole", "sequential"]
 OnLayer = Callable[[int, dict[str, Any]], None]
@@ -231,7 +241,10 @@ def estimate_memory(
         total = 0
         for layer in decoder_layers(model):
             if spec.gradient:
-                total += sum(8 * (m.in_features**2 + m.out_features**2) for m in kfac_linears(layer).values())
+                linears = consumer_linears(layer, adapter) if kind == "kfac_consumers" else kfac_linears(layer)
+                total += sum(8 * (m.in_features**2 + m.out_features**2) for m in linears.values())
+                if kind == "kfac_consumers":
+                    total += sum(8 * m.in_features * m.out_features for m in linears.values())
             else:
                 module = spec.module(adapter, layer)
                 total += spec.nbytes(module) if spec.nbytes else 8 * module.in_features**2
@@ -481,11 +494,12 @@ def collect_statistics(
                     _whole(model, adapter, batches, forward, states, bar)
                     for kind in forward:
                         _all_reduce(_tensors(states[kind]), world)
-            if "kfac" in todo:
-                states["kfac"] = collect_kfac(
-                    model, batches, device, lambda it: bar(it, desc="kfac", unit="batch")
+            for kind in (k for k in todo if STATISTICS[k].gradient):
+                states[kind] = collect_kfac(
+                    model, batches, device, lambda it, kind=kind: bar(it, desc=kind, unit="batch"),
+                    consumers_only=kind == "kfac_consumers",
                 )
-                _all_reduce(_tensors(states["kfac"]), world)
+                _all_reduce(_tensors(states[kind]), world)
         finally:
             model.train(was_training)
         for kind in todo:

@@ -8,6 +8,10 @@ For every ``nn.Linear`` inside a decoder layer (keyed by its name relative to th
 
 Divide both by ``statistics["tokens"]`` for the expectations E[x xᵀ], E[g gᵀ]. Sums (not means) make the result
 independent of the batch size and of how batches are split across processes.
+
+``kfac_consumers`` collects the same for the two consumers only (``o_proj``, ``down_proj``; the linears whose input
+columns are the units that width reduction removes), plus ``D`` = Σ_t g_t x_tᵀ = ∂ℓ/∂W, the weight gradient,
+for first-order terms. It is several times cheaper: no gradient Gram of the wide MLP producers.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from torch import nn
 from torch.nn import functional as F
 from transformers import PreTrainedModel
 
+from hf_resize.adapters import FamilyAdapter, get_adapter
 from hf_resize.modeling.modeling_hf_resize import decoder_layers
 
 
@@ -32,24 +37,46 @@ def kfac_linears(layer: nn.Module) -> dict[str, nn.Linear]:
     return {name: module for name, module in layer.named_modules() if isinstance(module, nn.Linear)}
 
 
+def consumer_linears(layer: nn.Module, adapter: FamilyAdapter) -> dict[str, nn.Linear]:
+    """The layer's o_proj and down_proj, keyed by their names relative to the layer."""
+    names = (f"{adapter.attn}.{adapter.o_proj}", f"{adapter.mlp}.{adapter.down_proj}")
+    return {name: layer.get_submodule(name) for name in names}
+
+
+def _weight_gradient(state: torch.Tensor | None, grad: torch.Tensor, inputs: torch.Tensor) -> torch.Tensor:
+    g = grad.detach().reshape(-1, grad.shape[-1]).to(torch.float32)
+    x = inputs.detach().reshape(-1, inputs.shape[-1]).to(torch.float32)
+    if state is None:
+        state = torch.zeros(g.shape[1], x.shape[1], dtype=torch.float64, device=g.device)
+    return state.add_(g.T @ x)
+
+
 def collect_kfac(
     model: PreTrainedModel,
     batches: Iterable[torch.Tensor],
     device: torch.device | str = "cpu",
     progress: Callable[[Iterable], Iterable] = iter,
+    consumers_only: bool = False,
 ) -> dict[int, dict[str, dict[str, torch.Tensor]]]:
-    """Accumulate A and G (see module doc) over ``batches`` of token ids; parameters get no ``.grad``."""
+    """Accumulate A and G (see module doc) over ``batches`` of token ids; parameters get no ``.grad``.
+
+    ``consumers_only``: only o_proj and down_proj, with the weight gradient ``D`` too (``kfac_consumers``).
+    """
     states: dict[int, dict[str, dict[str, torch.Tensor]]] = {}
     handles = []
 
     def make_hook(index: int, name: str):
         state = states.setdefault(index, {}).setdefault(name, {})
 
-        def on_grad(grad: torch.Tensor) -> None:
-            state["G"] = _gram(state.get("G"), grad)
-
         def hook(module: nn.Module, args: tuple, output: torch.Tensor) -> None:
-            state["A"] = _gram(state.get("A"), args[0])
+            inputs = args[0]
+            state["A"] = _gram(state.get("A"), inputs)
+
+            def on_grad(grad: torch.Tensor) -> None:
+                state["G"] = _gram(state.get("G"), grad)
+                if consumers_only:
+                    state["D"] = _weight_gradient(state.get("D"), grad, inputs)
+
             if output.requires_grad:
                 output.register_hook(on_grad)
 
@@ -65,8 +92,10 @@ def collect_kfac(
         for p in model.parameters():
             p.requires_grad_(False)  # gradients flow to activations only; no parameter .grad is touched
         handles.append(model.get_input_embeddings().register_forward_hook(embeddings_need_grad))
+        adapter = get_adapter(model)
         for index, layer in enumerate(decoder_layers(model)):
-            for name, module in kfac_linears(layer).items():
+            linears = consumer_linears(layer, adapter) if consumers_only else kfac_linears(layer)
+            for name, module in linears.items():
                 handles.append(module.register_forward_hook(make_hook(index, name)))
         with torch.enable_grad():
             for batch in progress(batches):

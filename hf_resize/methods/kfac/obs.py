@@ -1,0 +1,120 @@
+"""Structured optimal brain surgeon under Kronecker-factored curvature, for the input columns of one consumer.
+
+A consumer W [out, n] (o_proj, down_proj) reads units of ``unit`` columns each (a neuron: 1; a head: head_dim).
+With Ā = E[x xᵀ], Ḡ = E[g gᵀ] (the KFAC factors of W) and D̄ = E[g xᵀ] (the gradient of the mean token loss L),
+a change ΔW costs, to second order,
+
+    ΔL ≈ tr(D̄ᵀ ΔW) + ½ tr(ΔWᵀ Ḡ ΔW Ā).
+
+Removing unit U forces ΔW[:, U] = −W[:, U]. The compensation of the other columns that minimises the quadratic
+term is ΔW = −W_U C H_U:, H = (Ā + λI)⁻¹, C = (H_UU)⁻¹ (the G factor drops out: it weighs every output row alike),
+and its second-order cost is ½ tr(Ḡ W_U C W_Uᵀ). Without compensation: ½ tr(W_Uᵀ Ḡ W_U Ā_UU) and −tr(D̄_Uᵀ W_U).
+Greedy removal repeats this one unit at a time, updating W, H (a Schur downdate), Ḡ W and D̄ H incrementally.
+"""
+
+from __future__ import annotations
+
+import torch
+
+
+def _inverse(a: torch.Tensor, damping: float) -> torch.Tensor:
+    lam = damping * a.diagonal().mean().clamp_min(1e-30)
+    return torch.linalg.inv(a + lam * torch.eye(a.shape[0], dtype=a.dtype, device=a.device))
+
+
+def _blocks(matrix: torch.Tensor, unit: int) -> torch.Tensor:
+    """Diagonal blocks [k, unit, unit] of a square [k·unit, k·unit] matrix."""
+    k = matrix.shape[0] // unit
+    return matrix.reshape(k, unit, k, unit).diagonal(dim1=0, dim2=2).permute(2, 0, 1)
+
+
+def _columns(w: torch.Tensor, unit: int) -> torch.Tensor:
+    """[out, k·unit] → [k, out, unit]."""
+    return w.reshape(w.shape[0], -1, unit).permute(1, 0, 2)
+
+
+def predicted_increase(
+    weight: torch.Tensor,
+    a: torch.Tensor,
+    g: torch.Tensor,
+    d: torch.Tensor | None,
+    unit: int = 1,
+    compensate: bool = True,
+    damping: float = 0.01,
+) -> torch.Tensor:
+    """Predicted increase of the mean token loss when each unit alone is removed: [n // unit].
+
+    ``a``, ``g``, ``d`` are expectations (sums divided by the token count); ``d=None`` drops the first-order term.
+    """
+    w = weight.detach().to(torch.float64)
+    a, g = a.to(torch.float64), g.to(torch.float64)
+    cols = _columns(w, unit)  # [k, out, u]
+    gw = _columns(g @ w, unit)
+    if compensate:
+        h = _inverse(a, damping)
+        c = torch.linalg.inv(_blocks(h, unit))  # [k, u, u]
+        second = 0.5 * torch.einsum("kou,kuv,kov->k", cols, c, gw)
+        if d is None:
+            return second
+        dh = _columns(d.to(torch.float64) @ h, unit)
+        return second - torch.einsum("kuv,kov,kou->k", c, dh, cols)
+    second = 0.5 * torch.einsum("kou,kov,kuv->k", gw, cols, _blocks(a, unit))
+    if d is None:
+        return second
+    return second - torch.einsum("kou,kou->k", _columns(d.to(torch.float64), unit), cols)
+
+
+def greedy_removal(
+    weight: torch.Tensor,
+    a: torch.Tensor,
+    g: torch.Tensor,
+    d: torch.Tensor | None,
+    remove: int,
+    unit: int = 1,
+    damping: float = 0.01,
+    quota: tuple[torch.Tensor, int] | None = None,
+) -> tuple[torch.Tensor, torch.Tensor, float]:
+    """Remove ``remove`` units one at a time, each the cheapest under the compensated KFAC cost at that point.
+
+    ``quota``: (bucket of each unit, removals allowed per bucket), e.g. query heads per KV group.
+    Returns (kept unit indices ascending, the compensated weight's kept columns [out, kept·unit], the summed
+    predicted loss increase).
+    """
+    w = weight.detach().to(torch.float64).clone()
+    a, g = a.to(torch.float64), g.to(torch.float64)
+    k = w.shape[1] // unit
+    h = _inverse(a, damping)
+    gw = g @ w
+    dh = d.to(torch.float64) @ h if d is not None else None
+    alive = torch.ones(k, dtype=torch.bool)
+    taken = torch.zeros(int(quota[0].max()) + 1 if quota else 1, dtype=torch.long)
+    total = 0.0
+    for _ in range(remove):
+        cols = _columns(w, unit)
+        if unit == 1:  # removed units have h_jj = 0 and are masked below
+            c = (1 / h.diagonal().where(alive, torch.ones(1, dtype=h.dtype))).reshape(k, 1, 1)
+        else:
+            c = torch.linalg.pinv(_blocks(h, unit), hermitian=True)
+        score = 0.5 * torch.einsum("kou,kuv,kov->k", cols, c, _columns(gw, unit))
+        if dh is not None:
+            score = score - torch.einsum("kuv,kov,kou->k", c, _columns(dh, unit), cols)
+        allowed = alive.clone()
+        if quota is not None:
+            allowed &= taken[quota[0]] < quota[1]
+        j = int(torch.argmin(torch.where(allowed, score, torch.full_like(score, float("inf")))))
+        total += float(score[j])
+        span = slice(j * unit, (j + 1) * unit)
+        step = c[j] @ h[span]  # [u, n]: removal of unit j and the compensation of the rest
+        w_j, gw_j = w[:, span].clone(), gw[:, span].clone()
+        w -= w_j @ step
+        gw -= gw_j @ step
+        if dh is not None:
+            dh -= dh[:, span].clone() @ step
+        h -= h[:, span].clone() @ step
+        w[:, span], h[span], h[:, span] = 0, 0, 0  # exact zeros where rounding would leave dust
+        alive[j] = False
+        if quota is not None:
+            taken[quota[0][j]] += 1
+    kept = torch.nonzero(alive).flatten()
+    columns = (kept[:, None] * unit + torch.arange(unit)).flatten()
+    return kept, w[:, columns], total
