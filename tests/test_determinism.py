@@ -24,6 +24,7 @@ GROUPS = {
     "flap": ("mlp", "heads"),
     "dotresize": ("mlp", "heads", "hidden"),
     "pca_slice": ("hidden",),
+    "kfac": ("mlp", "heads"),
 }
 
 

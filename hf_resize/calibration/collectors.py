@@ -148,8 +148,18 @@ register_statistic(
         "kfac_consumers",
         None,
         None,
-        "KFAC factors of each layer's o_proj and down_proj only, with the weight gradient: {layer: {name: {'A': Σ x xᵀ, "
-        "'G': Σ g gᵀ, 'D': Σ g xᵀ}}} under the summed LM loss; whole-model pipeline only",
+        "KFAC factors of each layer's o_proj and down_proj: {layer: {name: {'A': Σ x xᵀ, 'G': Σ g gᵀ}}}, G under "
+        "labels sampled from the model (true Fisher); whole-model pipeline only",
+        gradient=True,
+    )
+)
+register_statistic(
+    StatisticSpec(
+        "kfac_gradient",
+        None,
+        None,
+        "weight gradient of each layer's o_proj and down_proj under the summed LM loss: {layer: {name: {'D': Σ g xᵀ}}}; "
+        "whole-model pipeline only",
         gradient=True,
     )
 )
@@ -241,10 +251,11 @@ def estimate_memory(
         total = 0
         for layer in decoder_layers(model):
             if spec.gradient:
-                linears = consumer_linears(layer, adapter) if kind == "kfac_consumers" else kfac_linears(layer)
-                total += sum(8 * (m.in_features**2 + m.out_features**2) for m in linears.values())
-                if kind == "kfac_consumers":
+                linears = kfac_linears(layer) if kind == "kfac" else consumer_linears(layer, adapter)
+                if kind == "kfac_gradient":
                     total += sum(8 * m.in_features * m.out_features for m in linears.values())
+                else:
+                    total += sum(8 * (m.in_features**2 + m.out_features**2) for m in linears.values())
             else:
                 module = spec.module(adapter, layer)
                 total += spec.nbytes(module) if spec.nbytes else 8 * module.in_features**2
@@ -496,8 +507,7 @@ def collect_statistics(
                         _all_reduce(_tensors(states[kind]), world)
             for kind in (k for k in todo if STATISTICS[k].gradient):
                 states[kind] = collect_kfac(
-                    model, batches, device, lambda it, kind=kind: bar(it, desc=kind, unit="batch"),
-                    consumers_only=kind == "kfac_consumers",
+                    model, batches, device, lambda it, kind=kind: bar(it, desc=kind, unit="batch"), kind=kind, seed=rank
                 )
                 _all_reduce(_tensors(states[kind]), world)
         finally:

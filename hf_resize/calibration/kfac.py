@@ -9,9 +9,11 @@ For every ``nn.Linear`` inside a decoder layer (keyed by its name relative to th
 Divide both by ``statistics["tokens"]`` for the expectations E[x xᵀ], E[g gᵀ]. Sums (not means) make the result
 independent of the batch size and of how batches are split across processes.
 
-``kfac_consumers`` collects the same for the two consumers only (``o_proj``, ``down_proj``; the linears whose input
-columns are the units that width reduction removes), plus ``D`` = Σ_t g_t x_tᵀ = ∂ℓ/∂W, the weight gradient,
-for first-order terms. It is several times cheaper: no gradient Gram of the wide MLP producers.
+``kfac_consumers`` collects A and G for the two consumers only (``o_proj``, ``down_proj``; the linears whose input
+columns are the units that width reduction removes), with G under labels *sampled from the model's own predictive
+distribution* (one per position, seeded): the true Fisher, which approximates the Hessian (Gauss-Newton) near a
+minimum, where the empirical Fisher of the data labels vanishes with the gradients. ``kfac_gradient`` collects
+``D`` = Σ_t g_t x_tᵀ = ∂ℓ/∂W under the data labels, the weight gradient, for first-order terms.
 """
 
 from __future__ import annotations
@@ -56,12 +58,15 @@ def collect_kfac(
     batches: Iterable[torch.Tensor],
     device: torch.device | str = "cpu",
     progress: Callable[[Iterable], Iterable] = iter,
-    consumers_only: bool = False,
+    kind: str = "kfac",
+    seed: int = 0,
 ) -> dict[int, dict[str, dict[str, torch.Tensor]]]:
-    """Accumulate A and G (see module doc) over ``batches`` of token ids; parameters get no ``.grad``.
+    """Accumulate the ``kind`` statistic (see module doc) over ``batches`` of token ids; parameters get no ``.grad``.
 
-    ``consumers_only``: only o_proj and down_proj, with the weight gradient ``D`` too (``kfac_consumers``).
+    ``kind``: ``"kfac"`` (A, G of every linear, data labels), ``"kfac_consumers"`` (A, G of o_proj/down_proj,
+    sampled labels, seeded by ``seed``) or ``"kfac_gradient"`` (D of o_proj/down_proj, data labels).
     """
+    generator = torch.Generator(device=device).manual_seed(seed)
     states: dict[int, dict[str, dict[str, torch.Tensor]]] = {}
     handles = []
 
@@ -70,12 +75,14 @@ def collect_kfac(
 
         def hook(module: nn.Module, args: tuple, output: torch.Tensor) -> None:
             inputs = args[0]
-            state["A"] = _gram(state.get("A"), inputs)
+            if kind != "kfac_gradient":
+                state["A"] = _gram(state.get("A"), inputs)
 
             def on_grad(grad: torch.Tensor) -> None:
-                state["G"] = _gram(state.get("G"), grad)
-                if consumers_only:
+                if kind == "kfac_gradient":
                     state["D"] = _weight_gradient(state.get("D"), grad, inputs)
+                else:
+                    state["G"] = _gram(state.get("G"), grad)
 
             if output.requires_grad:
                 output.register_hook(on_grad)
@@ -94,19 +101,20 @@ def collect_kfac(
         handles.append(model.get_input_embeddings().register_forward_hook(embeddings_need_grad))
         adapter = get_adapter(model)
         for index, layer in enumerate(decoder_layers(model)):
-            linears = consumer_linears(layer, adapter) if consumers_only else kfac_linears(layer)
+            linears = kfac_linears(layer) if kind == "kfac" else consumer_linears(layer, adapter)
             for name, module in linears.items():
                 handles.append(module.register_forward_hook(make_hook(index, name)))
         with torch.enable_grad():
             for batch in progress(batches):
                 batch = batch.to(device)
-                logits = model(input_ids=batch, use_cache=False).logits
-                loss = F.cross_entropy(
-                    logits[:, :-1].reshape(-1, logits.shape[-1]).float(),
-                    batch[:, 1:].reshape(-1),
-                    reduction="sum",
-                )
-                loss.backward()
+                logits = model(input_ids=batch, use_cache=False).logits[:, :-1].reshape(-1, model.config.vocab_size)
+                logits = logits.float()
+                if kind == "kfac_consumers":
+                    with torch.no_grad():
+                        labels = torch.multinomial(logits.softmax(-1), 1, generator=generator).flatten()
+                else:
+                    labels = batch[:, 1:].reshape(-1)
+                F.cross_entropy(logits, labels, reduction="sum").backward()
     finally:
         for handle in handles:
             handle.remove()

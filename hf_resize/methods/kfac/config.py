@@ -66,6 +66,8 @@ class KFACPruneConfig(MethodConfig):
         self.damping = require_number("damping", self.damping, 0, "0.01")
         if not isinstance(self.first_order, bool):
             raise ConfigError(f"first_order must be true or false; got {self.first_order!r}.")
+        if self.first_order:  # one more backward pass over the calibration data
+            self.needs = frozenset({"kfac_consumers", "kfac_gradient"})
         self.steps = _positive_int("steps", self.steps, "4")
         self.train_steps = _positive_int("train_steps", self.train_steps, "50", minimum=0)
         self.learning_rate = require_number("learning_rate", self.learning_rate, 0, "1e-4", strict=True)

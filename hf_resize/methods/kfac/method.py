@@ -18,25 +18,29 @@ from hf_resize.plan import GroupPlan, Plan
 
 
 def consumer_factors(statistics: dict | None, layer: int, name: str, shape: tuple[int, int]) -> tuple:
-    """(Ā, Ḡ, D̄) of one consumer as float64 expectations over the calibration tokens."""
-    entry = ((statistics or {}).get("kfac_consumers") or {}).get(layer, {}).get(name)
+    """(Ā, Ḡ, D̄) of one consumer as float64 expectations over the calibration tokens; D̄ is None without the
+    ``kfac_gradient`` statistic."""
+    statistics = statistics or {}
+    entry = (statistics.get("kfac_consumers") or {}).get(layer, {}).get(name)
     if entry is None:
         raise CalibrationError(
             f"kfac needs the 'kfac_consumers' statistic of layer {layer} ({name}); run it through "
-            "hf_resize.resize(..., calibration=...) or collect_statistics(model, tokens, KFACPruneConfig().needs)."
+            "hf_resize.resize(..., calibration=...) or collect_statistics(model, tokens, <KFACPruneConfig>.needs)."
         )
     out, n = shape
     if tuple(entry["A"].shape) != (n, n) or tuple(entry["G"].shape) != (out, out):
         raise CalibrationError(f"kfac_consumers of layer {layer} do not match {name} {shape}: statistics from another model.")
     tokens = float(statistics["tokens"])
-    return tuple(entry[key].to(torch.float64) / tokens for key in ("A", "G", "D"))
+    gradient = (statistics.get("kfac_gradient") or {}).get(layer, {}).get(name)
+    d = None if gradient is None else gradient["D"].to(torch.float64) / tokens
+    return entry["A"].to(torch.float64) / tokens, entry["G"].to(torch.float64) / tokens, d
 
 
 def _mlp_plan(group: NeuronGroup, layer, adapter, units: int, statistics: dict, config: KFACPruneConfig) -> GroupPlan:
     name = f"{adapter.mlp}.{adapter.down_proj}"
     weight = layer.get_submodule(name).weight
     a, g, d = consumer_factors(statistics, group.layer, name, tuple(weight.shape))
-    kept, w, _ = greedy_removal(weight, a, g, d if config.first_order else None, group.width - units, 1, config.damping)
+    kept, w, _ = greedy_removal(weight, a, g, d, group.width - units, 1, config.damping)
     return GroupPlan(group, keep=kept, consumer_weight=w.to(weight.dtype))
 
 
@@ -45,7 +49,7 @@ def _head_plan(group: NeuronGroup, layer, adapter, units: int, kv_kept: int, hea
     name = f"{adapter.attn}.{adapter.o_proj}"
     weight = layer.get_submodule(name).weight
     a, g, d = consumer_factors(statistics, group.layer, name, tuple(weight.shape))
-    d = d if config.first_order else None
+    d = d
     per_kv = group.queries_per_kv
     if config.head_mode == "kv_groups":  # a KV group and its query heads leave together
         kv_keep, w, _ = greedy_removal(weight, a, g, d, group.kv_width - kv_kept, per_kv * head_dim, config.damping)
