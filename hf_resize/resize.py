@@ -38,6 +38,12 @@ def _calibration_tokens(calibration, tokenizer, num_samples: int, seq_len: int, 
     return sample_calibration(calibration, tokenizer, num_sequences=num_samples, seq_len=seq_len, seed=seed)
 
 
+def _require_tokens(spec) -> torch.Tensor:
+    from hf_resize.errors import CalibrationError
+
+    raise CalibrationError(f"{spec.name} with pruning steps or training needs calibration data, not only statistics.")
+
+
 def resize(
     model: PreTrainedModel,
     config: MethodConfig,
@@ -88,9 +94,14 @@ def resize(
         from hf_resize.errors import CalibrationError
 
         raise CalibrationError(f"statistics lack {sorted(missing)} needed by {spec.name}; collect them or pass calibration.")
-    plan = spec.planner(model, config, statistics)
-    apply_plan(model, plan)
-    check_logits_finite(model)
+    schedule = None
+    if getattr(config, "interleaved", False):  # several pruning steps and/or recovery training (kfac)
+        from hf_resize.interleaved import run_interleaved
+
+        schedule = run_interleaved(model, config, spec, tokens if tokens is not None else _require_tokens(spec), statistics)
+    else:
+        apply_plan(model, spec.planner(model, config, statistics))
+        check_logits_finite(model)
     model.hf_resize_info = {
         "method": spec.name,
         "config": dataclasses.asdict(config),
@@ -100,4 +111,6 @@ def resize(
         "calibration_tokens": None if tokens is None else list(tokens.shape),
         "seconds": round(time.perf_counter() - started, 2),
     }
+    if schedule is not None:
+        model.hf_resize_info["schedule"] = schedule
     return model

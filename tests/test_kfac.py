@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import tiny_model
+from conftest import logits, tiny_model
 from scipy.stats import spearmanr
 from torch.nn import functional as F
 
@@ -105,8 +105,8 @@ def test_resize_removes_units_and_generates(head_mode: str, input_ids: torch.Ten
 
 
 def test_first_order_option_decides_the_statistics() -> None:
-    assert KFACPruneConfig().needs == {"kfac_consumers", "kfac_gradient"}
-    assert KFACPruneConfig(first_order=False).needs == {"kfac_consumers"}
+    assert KFACPruneConfig(first_order=True).needs == {"kfac_consumers", "kfac_gradient"}
+    assert KFACPruneConfig().needs == {"kfac_consumers"}
 
 
 @pytest.mark.parametrize(
@@ -127,3 +127,24 @@ def test_bad_options_are_refused_with_the_fix(options: dict, message: str) -> No
 
 def test_registered_as_kfac() -> None:
     assert get_method("kfac").config_class is KFACPruneConfig
+
+
+def test_interleaved_schedule_lands_on_the_planned_widths_and_saves(input_ids: torch.Tensor, tmp_path) -> None:
+    from transformers import AutoModelForCausalLM
+
+    model = tiny_model("mistral")
+    config = KFACPruneConfig(ratio=0.5, groups=("mlp", "heads"), steps=2, train_steps=2, flatness=1.0, learning_rate=1e-3)
+    planned = planned_widths(model, config)
+    hf_resize.resize(model, config, calibration=TOKENS)
+    schedule = model.hf_resize_info["schedule"]
+    assert [step["widths"]["mlp.0"] for step in schedule["steps"]] == [48, planned["mlp.0"][0]]
+    assert schedule["steps"][-1]["widths"]["heads.0"] == planned["heads.0"][0]
+    assert all(step["history"]["merge_error"][0] <= 1e-5 for step in schedule["steps"])
+    out = hf_resize.save_resized(model, tmp_path / "out")
+    loaded = AutoModelForCausalLM.from_pretrained(out).eval()
+    assert (logits(loaded, input_ids) - logits(model.eval(), input_ids)).abs().max() <= 1e-5
+
+
+def test_train_steps_zero_is_one_shot() -> None:
+    assert not KFACPruneConfig().interleaved
+    assert KFACPruneConfig(train_steps=5).interleaved and KFACPruneConfig(steps=3).interleaved

@@ -27,8 +27,9 @@ class KFACPruneConfig(MethodConfig):
 
     Args:
         damping: added to A as ``damping`` x mean(diag A) before inverting (>= 0; 0.01 is typical).
-        first_order: include the gradient term tr(E[g xᵀ]ᵀ ΔW) in the predicted loss increase (the calibration
-            text is not the model's training optimum, so the gradient is not zero).
+        first_order: also include the gradient term tr(E[g xᵀ]ᵀ ΔW) in the predicted loss increase (the calibration
+            text is not the model's training optimum, so the gradient is not exactly zero). Costs a second
+            backward pass over the calibration data (statistic ``kfac_gradient``), so it is off by default.
         steps: pruning steps; widths shrink linearly from dense to the target over the steps, with fresh KFAC
             factors before each step.
         train_steps: LoRA recovery optimiser steps after each pruning step (0: one-shot pruning, no training).
@@ -46,7 +47,7 @@ class KFACPruneConfig(MethodConfig):
     min_calibration_tokens: ClassVar[int] = 2048
 
     damping: float = 0.01
-    first_order: bool = True
+    first_order: bool = False
     steps: int = 1
     train_steps: int = 0
     learning_rate: float = 1e-4
