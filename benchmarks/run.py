@@ -85,6 +85,9 @@ def run_benchmark(config: dict, windows: int | None = None) -> dict[str, Any]:
                 "parameters": counts.as_dict(), "body_removed": 1 - counts.body / dense_counts.body,
                 "resize_seconds": seconds, "perplexity": perplexity(model, tokenizer, text, max_windows=windows),
             })
+            schedule = getattr(model, "hf_resize_info", {}).get("schedule")
+            if schedule:  # interleaved runs: KFAC spectral-radius estimates and LoRA losses per step
+                rows[-1]["schedule"] = schedule
             if task_cfg and run.get("tasks", True):
                 rows[-1]["tasks"] = score_tasks(model)
             if config.get("speed"):
