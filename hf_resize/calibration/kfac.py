@@ -110,8 +110,10 @@ def collect_kfac(
                 logits = model(input_ids=batch, use_cache=False).logits[:, :-1].reshape(-1, model.config.vocab_size)
                 logits = logits.float()
                 if kind == "kfac_consumers":
-                    with torch.no_grad():
-                        labels = torch.multinomial(logits.softmax(-1), 1, generator=generator).flatten()
+                    with torch.no_grad():  # inverse-CDF sampling: several times cheaper than multinomial here
+                        cdf = logits.softmax(-1).cumsum_(-1)
+                        u = torch.rand(cdf.shape[0], 1, generator=generator, device=cdf.device, dtype=cdf.dtype)
+                        labels = torch.searchsorted(cdf, u * cdf[:, -1:]).flatten().clamp_max_(cdf.shape[1] - 1)
                 else:
                     labels = batch[:, 1:].reshape(-1)
                 F.cross_entropy(logits, labels, reduction="sum").backward()

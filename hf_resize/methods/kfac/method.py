@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 import torch
 from tqdm.auto import tqdm
 from transformers import PreTrainedModel
@@ -72,15 +74,18 @@ def kfac_plan(
     widths = widths or planned_widths(model, config)
     head_dim = head_dim_of(model.config, adapter)
     groups = neuron_groups(model, tuple(config.groups))
-    plans = []
-    for group in tqdm(groups, desc="kfac", unit="group", disable=len(groups) < 8):
+    def plan_group(group: NeuronGroup) -> GroupPlan:
         units, kv_kept = widths[group.name]
         if units == group.width and (group.kind != "heads" or kv_kept == group.kv_width):
-            plans.append(GroupPlan(group, keep=torch.arange(group.width)))  # nothing removed: the identity
-        elif group.kind == "mlp":
-            plans.append(_mlp_plan(group, layers[group.layer], adapter, units, statistics, config))
-        else:
-            plans.append(_head_plan(group, layers[group.layer], adapter, units, kv_kept, head_dim, statistics, config))
+            return GroupPlan(group, keep=torch.arange(group.width))  # nothing removed: the identity
+        if group.kind == "mlp":
+            return _mlp_plan(group, layers[group.layer], adapter, units, statistics, config)
+        return _head_plan(group, layers[group.layer], adapter, units, kv_kept, head_dim, statistics, config)
+
+    # Groups are independent; the greedy updates are memory-bound rank-one steps, so one group per core pays.
+    with ThreadPoolExecutor(max_workers=max(1, torch.get_num_threads())) as pool:
+        plans = list(tqdm(pool.map(plan_group, groups), total=len(groups), desc="kfac", unit="group",
+                          disable=len(groups) < 8))
     return Plan(method=config.method_name, groups=plans, config=config.to_dict())
 
 
