@@ -148,3 +148,14 @@ def test_interleaved_schedule_lands_on_the_planned_widths_and_saves(input_ids: t
 def test_train_steps_zero_is_one_shot() -> None:
     assert not KFACPruneConfig().interleaved
     assert KFACPruneConfig(train_steps=5).interleaved and KFACPruneConfig(steps=3).interleaved
+
+
+def test_training_without_calibration_tokens_is_refused_before_any_change(input_ids: torch.Tensor) -> None:
+    from hf_resize.errors import CalibrationError
+
+    model = tiny_model("llama")
+    before = logits(model, input_ids)
+    statistics = collect_statistics(model, TOKENS, KFACPruneConfig().needs, progress=False)
+    with pytest.raises(CalibrationError, match="needs calibration data"):
+        hf_resize.resize(model, KFACPruneConfig(ratio=0.5, train_steps=2), statistics=statistics)
+    assert torch.equal(logits(model, input_ids), before)
