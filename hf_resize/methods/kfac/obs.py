@@ -64,6 +64,24 @@ def predicted_increase(
     return second - torch.einsum("kou,kou->k", _columns(d.to(torch.float64), unit), cols)
 
 
+def _scores(w: torch.Tensor, h: torch.Tensor, gw: torch.Tensor, dh: torch.Tensor | None, alive: torch.Tensor,
+            unit: int) -> torch.Tensor:
+    """Compensated cost of removing each unit alone at this point (removed units: +inf)."""
+    k = alive.shape[0]
+    if unit == 1:  # the common case, as plain column reductions
+        diag = h.diagonal().where(alive, torch.ones(1, dtype=h.dtype))
+        score = 0.5 * (w * gw).sum(0) / diag
+        if dh is not None:
+            score = score - (dh * w).sum(0) / diag
+    else:
+        c = torch.linalg.pinv(_blocks(h, unit), hermitian=True)
+        cols = _columns(w, unit)
+        score = 0.5 * torch.einsum("kou,kuv,kov->k", cols, c, _columns(gw, unit))
+        if dh is not None:
+            score = score - torch.einsum("kuv,kov,kou->k", c, _columns(dh, unit), cols)
+    return torch.where(alive, score, torch.full((k,), float("inf"), dtype=score.dtype))
+
+
 def greedy_removal(
     weight: torch.Tensor,
     a: torch.Tensor,
@@ -73,12 +91,15 @@ def greedy_removal(
     unit: int = 1,
     damping: float = 0.01,
     quota: tuple[torch.Tensor, int] | None = None,
+    rounds: int = 64,
 ) -> tuple[torch.Tensor, torch.Tensor, float]:
-    """Remove ``remove`` units one at a time, each the cheapest under the compensated KFAC cost at that point.
+    """Remove ``remove`` units in up to ``rounds`` rounds: each round scores every remaining unit alone under the
+    compensated KFAC cost at that point and removes the cheapest batch of them together, with their joint
+    compensation ΔW = −W_S (H_SS)⁻¹ H_S: (one unit per round when ``remove <= rounds``, the exact greedy).
 
     ``quota``: (bucket of each unit, removals allowed per bucket), e.g. query heads per KV group.
     Returns (kept unit indices ascending, the compensated weight's kept columns [out, kept·unit], the summed
-    predicted loss increase).
+    predicted loss increase of the rounds' choices).
     """
     w = weight.detach().to(torch.float64).clone()
     a, g = a.to(torch.float64), g.to(torch.float64)
@@ -88,33 +109,33 @@ def greedy_removal(
     dh = d.to(torch.float64) @ h if d is not None else None
     alive = torch.ones(k, dtype=torch.bool)
     taken = torch.zeros(int(quota[0].max()) + 1 if quota else 1, dtype=torch.long)
-    total = 0.0
-    for _ in range(remove):
-        cols = _columns(w, unit)
-        if unit == 1:  # removed units have h_jj = 0 and are masked below
-            c = (1 / h.diagonal().where(alive, torch.ones(1, dtype=h.dtype))).reshape(k, 1, 1)
-        else:
-            c = torch.linalg.pinv(_blocks(h, unit), hermitian=True)
-        score = 0.5 * torch.einsum("kou,kuv,kov->k", cols, c, _columns(gw, unit))
+    total, left = 0.0, remove
+    per_round = -(-remove // rounds) if remove else 0
+    while left > 0:
+        score = _scores(w, h, gw, dh, alive, unit)
+        chosen = []
+        for j in torch.argsort(score, stable=True).tolist():
+            if len(chosen) == min(per_round, left) or not bool(alive[j]):
+                break
+            if quota is not None:
+                if taken[quota[0][j]] >= quota[1]:
+                    continue
+                taken[quota[0][j]] += 1
+            chosen.append(j)
+        if not chosen:
+            raise ValueError(f"cannot remove {left} more unit(s) within the quota")
+        total += float(score[chosen].sum())
+        units = torch.tensor(chosen)
+        span = (units[:, None] * unit + torch.arange(unit)).flatten()
+        step = torch.linalg.solve(h[span][:, span], h[span])  # (H_SS)⁻¹ H_S: — removal plus compensation
+        w -= w[:, span] @ step
+        gw -= gw[:, span] @ step
         if dh is not None:
-            score = score - torch.einsum("kuv,kov,kou->k", c, _columns(dh, unit), cols)
-        allowed = alive.clone()
-        if quota is not None:
-            allowed &= taken[quota[0]] < quota[1]
-        j = int(torch.argmin(torch.where(allowed, score, torch.full_like(score, float("inf")))))
-        total += float(score[j])
-        span = slice(j * unit, (j + 1) * unit)
-        step = c[j] @ h[span]  # [u, n]: removal of unit j and the compensation of the rest
-        w_j, gw_j = w[:, span].clone(), gw[:, span].clone()
-        w -= w_j @ step
-        gw -= gw_j @ step
-        if dh is not None:
-            dh -= dh[:, span].clone() @ step
-        h -= h[:, span].clone() @ step
+            dh -= dh[:, span] @ step
+        h -= h[:, span] @ step
         w[:, span], h[span], h[:, span] = 0, 0, 0  # exact zeros where rounding would leave dust
-        alive[j] = False
-        if quota is not None:
-            taken[quota[0][j]] += 1
+        alive[units] = False
+        left -= len(chosen)
     kept = torch.nonzero(alive).flatten()
     columns = (kept[:, None] * unit + torch.arange(unit)).flatten()
     return kept, w[:, columns], total
