@@ -114,6 +114,7 @@ def test_first_order_option_decides_the_statistics() -> None:
     [
         (dict(groups=("hidden",)), "not the hidden width"),
         (dict(steps=0), "steps must be an integer >= 1"),
+        (dict(rounds=0), "rounds must be an integer >= 1"),
         (dict(train_steps=-1), "train_steps must be an integer >= 0"),
         (dict(learning_rate=0), "learning_rate must be a number > 0"),
         (dict(flatness=-1.0), "flatness must be a number >= 0"),

@@ -30,6 +30,8 @@ class KFACPruneConfig(MethodConfig):
         first_order: also include the gradient term tr(E[g xᵀ]ᵀ ΔW) in the predicted loss increase (the calibration
             text is not the model's training optimum, so the gradient is not exactly zero). Costs a second
             backward pass over the calibration data (statistic ``kfac_gradient``), so it is off by default.
+        rounds: greedy rounds per pruning step: each removes the cheapest batch of units together, with their
+            joint compensation (more rounds: closer to one-at-a-time greedy, slower).
         steps: pruning steps; widths shrink linearly from dense to the target over the steps, with fresh KFAC
             factors before each step.
         train_steps: LoRA recovery optimiser steps after each pruning step (0: one-shot pruning, no training).
@@ -48,6 +50,7 @@ class KFACPruneConfig(MethodConfig):
 
     damping: float = 0.01
     first_order: bool = False
+    rounds: int = 64
     steps: int = 1
     train_steps: int = 0
     learning_rate: float = 1e-4
@@ -69,6 +72,7 @@ class KFACPruneConfig(MethodConfig):
             raise ConfigError(f"first_order must be true or false; got {self.first_order!r}.")
         if self.first_order:  # one more backward pass over the calibration data
             self.needs = frozenset({"kfac_consumers", "kfac_gradient"})
+        self.rounds = _positive_int("rounds", self.rounds, "64")
         self.steps = _positive_int("steps", self.steps, "4")
         self.train_steps = _positive_int("train_steps", self.train_steps, "50", minimum=0)
         self.learning_rate = require_number("learning_rate", self.learning_rate, 0, "1e-4", strict=True)

@@ -42,7 +42,7 @@ def _mlp_plan(group: NeuronGroup, layer, adapter, units: int, statistics: dict, 
     name = f"{adapter.mlp}.{adapter.down_proj}"
     weight = layer.get_submodule(name).weight
     a, g, d = consumer_factors(statistics, group.layer, name, tuple(weight.shape))
-    kept, w, _ = greedy_removal(weight, a, g, d, group.width - units, 1, config.damping)
+    kept, w, _ = greedy_removal(weight, a, g, d, group.width - units, 1, config.damping, rounds=config.rounds)
     return GroupPlan(group, keep=kept, consumer_weight=w.to(weight.dtype))
 
 
@@ -54,11 +54,12 @@ def _head_plan(group: NeuronGroup, layer, adapter, units: int, kv_kept: int, hea
     d = d
     per_kv = group.queries_per_kv
     if config.head_mode == "kv_groups":  # a KV group and its query heads leave together
-        kv_keep, w, _ = greedy_removal(weight, a, g, d, group.kv_width - kv_kept, per_kv * head_dim, config.damping)
+        kv_keep, w, _ = greedy_removal(weight, a, g, d, group.kv_width - kv_kept, per_kv * head_dim, config.damping,
+                                          rounds=config.rounds)
         keep = (kv_keep[:, None] * per_kv + torch.arange(per_kv)).flatten()
         return GroupPlan(group, keep=keep, kv_keep=kv_keep, consumer_weight=w.to(weight.dtype))
     quota = (torch.arange(group.width) // per_kv, per_kv - units // group.kv_width)  # the same count per KV group
-    keep, w, _ = greedy_removal(weight, a, g, d, group.width - units, head_dim, config.damping, quota)
+    keep, w, _ = greedy_removal(weight, a, g, d, group.width - units, head_dim, config.damping, quota, config.rounds)
     return GroupPlan(group, keep=keep, kv_keep=torch.arange(group.kv_width), consumer_weight=w.to(weight.dtype))
 
 
