@@ -38,12 +38,6 @@ def _calibration_tokens(calibration, tokenizer, num_samples: int, seq_len: int, 
     return sample_calibration(calibration, tokenizer, num_sequences=num_samples, seq_len=seq_len, seed=seed)
 
 
-def _require_tokens(spec) -> torch.Tensor:
-    from hf_resize.errors import CalibrationError
-
-    raise CalibrationError(f"{spec.name} with pruning steps or training needs calibration data, not only statistics.")
-
-
 def resize(
     model: PreTrainedModel,
     config: MethodConfig,
@@ -76,7 +70,12 @@ def resize(
     if spec.check is not None:
         spec.check(model, config)
     tokens = None
-    if config.needs and statistics is None:
+    interleaved = getattr(config, "interleaved", False)  # several pruning steps and/or recovery training (kfac)
+    if interleaved and statistics is not None and calibration is None:
+        from hf_resize.errors import CalibrationError
+
+        raise CalibrationError(f"{spec.name} with pruning steps or training needs calibration data, not only statistics.")
+    if config.needs and (statistics is None or interleaved):
         tokens = _calibration_tokens(calibration, tokenizer, num_samples, seq_len, config.seed)
         check_calibration_size(tokens, config.min_calibration_tokens, spec.name)
         check_calibration_tokens(tokens, model)
@@ -95,10 +94,10 @@ def resize(
 
         raise CalibrationError(f"statistics lack {sorted(missing)} needed by {spec.name}; collect them or pass calibration.")
     schedule = None
-    if getattr(config, "interleaved", False):  # several pruning steps and/or recovery training (kfac)
+    if interleaved:
         from hf_resize.interleaved import run_interleaved
 
-        schedule = run_interleaved(model, config, spec, tokens if tokens is not None else _require_tokens(spec), statistics)
+        schedule = run_interleaved(model, config, spec, tokens, statistics)
     else:
         apply_plan(model, spec.planner(model, config, statistics))
         check_logits_finite(model)

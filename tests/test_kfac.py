@@ -160,3 +160,11 @@ def test_training_without_calibration_tokens_is_refused_before_any_change(input_
     with pytest.raises(CalibrationError, match="needs calibration data"):
         hf_resize.resize(model, KFACPruneConfig(ratio=0.5, train_steps=2), statistics=statistics)
     assert torch.equal(logits(model, input_ids), before)
+
+
+def test_precomputed_statistics_serve_the_first_step_and_calibration_the_training() -> None:
+    model = tiny_model("llama")
+    config = KFACPruneConfig(ratio=0.5, train_steps=1)
+    statistics = collect_statistics(model, TOKENS, config.needs, progress=False)
+    hf_resize.resize(model, config, calibration=TOKENS, statistics=statistics)
+    assert len(model.hf_resize_info["schedule"]["steps"]) == 1
