@@ -32,7 +32,7 @@ demo: $(DATA)
 	$(BIN)/hf-resize demo --overwrite
 
 lint: $(INSTALLED)
-	$(BIN)/ruff check hf_resize tests benchmarks
+	$(BIN)/ruff check hf_resize tests benchmarks setup.py hf_resize_lm_eval_hook.py
 
 test: $(DATA) lint
 	$(BIN)/python -m pytest -q --durations=10

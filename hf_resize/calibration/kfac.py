@@ -11,7 +11,7 @@ independent of the batch size and of how batches are split across processes.
 
 ``kfac_consumers`` collects A and G for the two consumers only (``o_proj``, ``down_proj``; the linears whose input
 columns are the units that width reduction removes), with G under labels *sampled from the model's own predictive
-distribution* (one per position, seeded): the true Fisher, which approximates the Hessian (Gauss-Newton) near a
+distribution* (one per position, the last included, seeded): the true Fisher, which approximates the Hessian (Gauss-Newton) near a
 minimum, where the empirical Fisher of the data labels vanishes with the gradients. ``kfac_gradient`` collects
 ``D`` = Σ_t g_t x_tᵀ = ∂ℓ/∂W under the data labels, the weight gradient, for first-order terms.
 """
@@ -107,16 +107,26 @@ def collect_kfac(
         with torch.enable_grad():
             for batch in progress(batches):
                 batch = batch.to(device)
-                logits = model(input_ids=batch, use_cache=False).logits[:, :-1].reshape(-1, model.config.vocab_size)
-                logits = logits.float()
+                logits = model(input_ids=batch, use_cache=False).logits
                 if kind == "kfac_consumers":
-                    with torch.no_grad():  # inverse-CDF sampling: several times cheaper than multinomial here
-                        cdf = logits.softmax(-1).cumsum_(-1)
+                    # True Fisher: a label sampled from the model's own softmax at every position (the last too),
+                    # by inverse CDF (far cheaper than multinomial over the vocabulary). ∂(Σ cross-entropy)/∂logits
+                    # is softmax − onehot(label), so no loss is formed. (A copy: a final soft-capping tanh, as in
+                    # Gemma, needs the logits' values in its backward pass.)
+                    with torch.no_grad():
+                        probs = logits.detach().to(torch.float32, copy=True)
+                        probs = probs.sub_(probs.amax(-1, keepdim=True)).exp_()
+                        probs = probs.div_(probs.sum(-1, keepdim=True)).reshape(-1, probs.shape[-1])
+                        cdf = probs.cumsum(-1)
                         u = torch.rand(cdf.shape[0], 1, generator=generator, device=cdf.device, dtype=cdf.dtype)
                         labels = torch.searchsorted(cdf, u * cdf[:, -1:]).flatten().clamp_max_(cdf.shape[1] - 1)
+                        del cdf
+                        probs[torch.arange(labels.shape[0], device=labels.device), labels] -= 1
+                    logits.backward(probs.reshape(logits.shape).to(logits.dtype))
                 else:
-                    labels = batch[:, 1:].reshape(-1)
-                F.cross_entropy(logits, labels, reduction="sum").backward()
+                    F.cross_entropy(
+                        logits[:, :-1].reshape(-1, logits.shape[-1]).float(), batch[:, 1:].reshape(-1), reduction="sum"
+                    ).backward()
     finally:
         for handle in handles:
             handle.remove()
