@@ -190,6 +190,21 @@ def test_cache_hit_does_no_forward_pass_and_subsets_reuse(cache_dir: Path) -> No
     assert calls[0] > before
 
 
+def test_a_new_statistic_version_is_not_served_old_entries(cache_dir: Path, monkeypatch) -> None:
+    import dataclasses
+
+    from hf_resize.calibration.collectors import STATISTICS
+
+    tokens = _tokens()
+    collect_statistics(tiny_model("llama"), tokens, frozenset({"mlp_gram"}), cache=True, progress=False)
+    model = tiny_model("llama")
+    calls = _count_forwards(model)
+    monkeypatch.setitem(STATISTICS, "mlp_gram", dataclasses.replace(STATISTICS["mlp_gram"], version=2))
+    collect_statistics(model, tokens, frozenset({"mlp_gram"}), cache=True, progress=False)
+    assert calls[0] > 0  # recomputed, into a second entry
+    assert len(_entries(cache_dir)) == 2
+
+
 def test_cache_disabled_by_env(cache_dir: Path, monkeypatch) -> None:
     monkeypatch.setenv("HF_RESIZE_NO_CACHE", "1")
     collect_statistics(tiny_model("llama"), _tokens(), GRAMS, cache=True, progress=False)

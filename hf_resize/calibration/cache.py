@@ -97,8 +97,11 @@ def data_fingerprint(tokens: torch.Tensor) -> str:
     return digest.hexdigest()
 
 
-def entry_dir(model_fp: str, data_fp: str, kind: str, root: Path | None = None) -> Path:
-    key = hashlib.sha256(json.dumps([FORMAT_VERSION, model_fp, data_fp, kind]).encode()).hexdigest()[:32]
+def entry_dir(model_fp: str, data_fp: str, kind: str, root: Path | None = None, version: int = 1) -> Path:
+    """Folder of one cached statistic; ``version`` is the statistic's definition version (bumped when what a kind
+    computes changes, so older entries are not reused; version 1 keeps the original keys)."""
+    parts = [FORMAT_VERSION, model_fp, data_fp, kind] + ([version] if version != 1 else [])
+    key = hashlib.sha256(json.dumps(parts).encode()).hexdigest()[:32]
     return (root or statistics_cache_dir()) / f"{kind}-{key}"
 
 

@@ -51,6 +51,8 @@ class StatisticSpec:
     gradient: bool = False
     #: Bytes of one layer's state given the hooked module (for the memory estimate); default: a float64 Gram.
     nbytes: Callable[[nn.Module], int] | None = None
+    #: Definition version, part of the cache key: bump it when what the kind computes changes.
+    version: int = 1
 
 
 def gram_update(state: torch.Tensor | None, inputs: torch.Tensor) -> torch.Tensor:
@@ -149,8 +151,9 @@ register_statistic(
         None,
         None,
         "KFAC factors of each layer's o_proj and down_proj: {layer: {name: {'A': Σ x xᵀ, 'G': Σ g gᵀ}}}, G under "
-        "labels sampled from the model (true Fisher); whole-model pipeline only",
+        "labels sampled from the model at every position (true Fisher); whole-model pipeline only",
         gradient=True,
+        version=2,  # 2: labels sampled at every position, the last included
     )
 )
 register_statistic(
@@ -472,7 +475,7 @@ def collect_statistics(
             "model_type": model.config.model_type,
         }
         for kind in sorted(needs):
-            entries[kind] = statistics_cache.entry_dir(model_fp, data_fp, kind)
+            entries[kind] = statistics_cache.entry_dir(model_fp, data_fp, kind, version=STATISTICS[kind].version)
             hit = statistics_cache.load_entry(entries[kind], kind, device)
             if hit is not None and hit[1] == tokens.numel():
                 statistics[kind] = hit[0]
