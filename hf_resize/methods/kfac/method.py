@@ -51,7 +51,6 @@ def _head_plan(group: NeuronGroup, layer, adapter, units: int, kv_kept: int, hea
     name = f"{adapter.attn}.{adapter.o_proj}"
     weight = layer.get_submodule(name).weight
     a, g, d = consumer_factors(statistics, group.layer, name, tuple(weight.shape))
-    d = d
     per_kv = group.queries_per_kv
     if config.head_mode == "kv_groups":  # a KV group and its query heads leave together
         kv_keep, w, _ = greedy_removal(weight, a, g, d, group.kv_width - kv_kept, per_kv * head_dim, config.damping,

@@ -9,7 +9,8 @@ a change ΔW costs, to second order,
 Removing unit U forces ΔW[:, U] = −W[:, U]. The compensation of the other columns that minimises the quadratic
 term is ΔW = −W_U C H_U:, H = (Ā + λI)⁻¹, C = (H_UU)⁻¹ (the G factor drops out: it weighs every output row alike),
 and its second-order cost is ½ tr(Ḡ W_U C W_Uᵀ). Without compensation: ½ tr(W_Uᵀ Ḡ W_U Ā_UU) and −tr(D̄_Uᵀ W_U).
-Greedy removal repeats this one unit at a time, updating W, H (a Schur downdate), Ḡ W and D̄ H incrementally.
+Greedy removal repeats this in rounds (a batch of the cheapest units at a time, with their joint compensation),
+updating W, H (a Schur downdate), Ḡ W and D̄ H incrementally.
 """
 
 from __future__ import annotations
@@ -48,17 +49,12 @@ def predicted_increase(
     """
     w = weight.detach().to(torch.float64)
     a, g = a.to(torch.float64), g.to(torch.float64)
-    cols = _columns(w, unit)  # [k, out, u]
-    gw = _columns(g @ w, unit)
     if compensate:
         h = _inverse(a, damping)
-        c = torch.linalg.inv(_blocks(h, unit))  # [k, u, u]
-        second = 0.5 * torch.einsum("kou,kuv,kov->k", cols, c, gw)
-        if d is None:
-            return second
-        dh = _columns(d.to(torch.float64) @ h, unit)
-        return second - torch.einsum("kuv,kov,kou->k", c, dh, cols)
-    second = 0.5 * torch.einsum("kou,kov,kuv->k", gw, cols, _blocks(a, unit))
+        alive = torch.ones(w.shape[1] // unit, dtype=torch.bool)
+        return _scores(w, h, g @ w, None if d is None else d.to(torch.float64) @ h, alive, unit)
+    cols = _columns(w, unit)  # [k, out, u]
+    second = 0.5 * torch.einsum("kou,kov,kuv->k", _columns(g @ w, unit), cols, _blocks(a, unit))
     if d is None:
         return second
     return second - torch.einsum("kou,kou->k", _columns(d.to(torch.float64), unit), cols)
