@@ -9,7 +9,6 @@ linear paths, an approximation across the MLP nonlinearity that OT keeps small b
 from __future__ import annotations
 
 import warnings
-from concurrent.futures import ThreadPoolExecutor
 
 import torch
 from tqdm.auto import tqdm
@@ -31,6 +30,7 @@ from hf_resize.methods.dotresize.transport import (
     transport_plan,
     unit_gram,
 )
+from hf_resize.methods.parallel import plan_groups
 from hf_resize.methods.refit import least_squares_refit, merged_least_squares
 from hf_resize.methods.selection import head_columns
 from hf_resize.methods.statistics import layer_statistic, summed_statistic
@@ -149,21 +149,15 @@ def dotresize_plan(model: PreTrainedModel, config: DOTResizeConfig, statistics: 
     if config.allocation != "uniform" and any(g.kind == "mlp" for g in groups):
         for name, units in error_allocation(model, groups, widths, statistics, config).items():
             widths[name] = (units, None)
-    def plan_group(group: NeuronGroup) -> GroupPlan:
-        units, kv_kept = widths[group.name]
-        if units == group.width and (group.kind != "heads" or kv_kept == group.kv_width):
-            return GroupPlan(group, keep=torch.arange(group.width))  # m = n: the exact identity
+
+    def plan_one(group: NeuronGroup, units: int, kv_kept: int | None) -> GroupPlan:
         if group.kind == "mlp":
             return _mlp_plan(group, layers[group.layer], adapter, units, statistics, config)
         if group.kind == "heads":
             return _head_plan(group, layers[group.layer], adapter, units, kv_kept, head_dim, statistics, config)
         return _hidden_plan(model, group, units, statistics, config)
 
-    # Groups are independent and Sinkhorn's matrix-vector products are memory-bound and single-threaded, so one
-    # group per core roughly halves the time on two cores; map keeps the groups' order (and the result) fixed.
-    with ThreadPoolExecutor(max_workers=max(1, torch.get_num_threads())) as pool:
-        plans = list(tqdm(pool.map(plan_group, groups), total=len(groups), desc="dotresize", unit="group",
-                          disable=len(groups) < 8))
+    plans = plan_groups(groups, widths, plan_one, "dotresize")
     return Plan(method=config.method_name, groups=plans, config=config.to_dict())
 
 

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
-
 import torch
-from tqdm.auto import tqdm
 from transformers import PreTrainedModel
 
 from hf_resize.adapters import get_adapter
@@ -14,6 +11,7 @@ from hf_resize.groups import NeuronGroup, head_dim_of, neuron_groups
 from hf_resize.methods.base import MethodSpec, register_method
 from hf_resize.methods.kfac.config import KFACPruneConfig
 from hf_resize.methods.kfac.obs import greedy_removal
+from hf_resize.methods.parallel import plan_groups
 from hf_resize.methods.targets import planned_widths
 from hf_resize.modeling.modeling_hf_resize import decoder_layers
 from hf_resize.plan import GroupPlan, Plan
@@ -74,18 +72,13 @@ def kfac_plan(
     widths = widths or planned_widths(model, config)
     head_dim = head_dim_of(model.config, adapter)
     groups = neuron_groups(model, tuple(config.groups))
-    def plan_group(group: NeuronGroup) -> GroupPlan:
-        units, kv_kept = widths[group.name]
-        if units == group.width and (group.kind != "heads" or kv_kept == group.kv_width):
-            return GroupPlan(group, keep=torch.arange(group.width))  # nothing removed: the identity
+
+    def plan_one(group: NeuronGroup, units: int, kv_kept: int | None) -> GroupPlan:
         if group.kind == "mlp":
             return _mlp_plan(group, layers[group.layer], adapter, units, statistics, config)
         return _head_plan(group, layers[group.layer], adapter, units, kv_kept, head_dim, statistics, config)
 
-    # Groups are independent; the greedy updates are memory-bound rank-one steps, so one group per core pays.
-    with ThreadPoolExecutor(max_workers=max(1, torch.get_num_threads())) as pool:
-        plans = list(tqdm(pool.map(plan_group, groups), total=len(groups), desc="kfac", unit="group",
-                          disable=len(groups) < 8))
+    plans = plan_groups(groups, widths, plan_one, "kfac")
     return Plan(method=config.method_name, groups=plans, config=config.to_dict())
 
 
