@@ -2,20 +2,20 @@
 
 Under KFAC the Hessian block of a linear layer is A ⊗ G, whose largest eigenvalue is λ_max(A)·λ_max(G). For each
 consumer (o_proj, down_proj): A = E[x xᵀ] over the batch's tokens and G = E[g gᵀ] of the gradient of the summed
-token loss at the layer's output, both by power iteration from persistent vectors (warm starts make a few
-iterations per step enough). λ_max(A) = ‖X v‖² / T is differentiable in the activations, so it can be penalised;
-λ_max(G) needs the backward pass and is taken from the previous step as a constant.
+token loss at the layer's output. During training (``SpectralRadius``) both come from power iteration with
+persistent vectors (warm starts make a few iterations per step enough): λ_max(A) = ‖X v‖² / T is differentiable
+in the activations, so it can be penalised; λ_max(G) needs the backward pass and is taken from the previous step
+as a constant. For reporting, ``spectral_radius`` computes them exactly from the calibration KFAC factors.
 """
 
 from __future__ import annotations
 
 import torch
 from torch import nn
-from torch.nn import functional as F
 from transformers import PreTrainedModel
 
 from hf_resize.adapters import get_adapter
-from hf_resize.calibration.kfac import consumer_linears
+from hf_resize.calibration.kfac import collect_kfac, consumer_linears
 from hf_resize.modeling.modeling_hf_resize import decoder_layers
 
 
@@ -86,28 +86,15 @@ class SpectralRadius:
         self._handles = []
 
 
-def spectral_radius(model: PreTrainedModel, tokens: torch.Tensor, iterations: int = 30) -> dict[str, float]:
-    """{"max", "sum"} of the per-consumer KFAC spectral-radius estimates on ``tokens`` [B, L] (the gradient of the
-    summed next-token loss scaled per token, as in the calibration statistics). Parameters get no ``.grad``."""
-    requires = {name: p.requires_grad for name, p in model.named_parameters()}
-    was_training = model.training
-    model.eval()
-    tracker = SpectralRadius(model, iterations)
-    try:
-        for p in model.parameters():
-            p.requires_grad_(False)
-        embeddings = model.get_input_embeddings()
-        handle = embeddings.register_forward_hook(lambda m, a, out: out.detach().requires_grad_())
-        try:
-            with torch.enable_grad():
-                logits = model(input_ids=tokens, use_cache=False).logits[:, :-1].float()
-                F.cross_entropy(logits.reshape(-1, logits.shape[-1]), tokens[:, 1:].reshape(-1), reduction="sum").backward()
-        finally:
-            handle.remove()
-        radii = tracker.radii()
-    finally:
-        tracker.remove()
-        for name, p in model.named_parameters():
-            p.requires_grad_(requires[name])
-        model.train(was_training)
-    return {"max": max(radii.values()), "sum": sum(radii.values())}
+def spectral_radius(model: PreTrainedModel, tokens: torch.Tensor) -> dict[str, float]:
+    """{"max", "sum"} over the consumers of λ_max(A)·λ_max(G), exact (eigvalsh) from the KFAC factors of the summed
+    next-token loss on ``tokens`` [B, L] (``collect_kfac``, the calibration statistic); parameters get no ``.grad``."""
+    adapter = get_adapter(model)
+    factors = collect_kfac(model, [tokens], device=tokens.device)
+    count = float(tokens.numel())
+    radii = [
+        float(torch.linalg.eigvalsh(layer[name]["A"] / count)[-1] * torch.linalg.eigvalsh(layer[name]["G"] / count)[-1])
+        for index, layer in factors.items()
+        for name in consumer_linears(decoder_layers(model)[index], adapter)
+    ]
+    return {"max": max(radii), "sum": sum(radii)}
