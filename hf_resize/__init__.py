@@ -15,6 +15,7 @@ from hf_resize.methods import (
     KFACPruneConfig,
     MagnitudeConfig,
     MethodConfig,
+    TurboVBIConfig,
     WandaSPConfig,
     available_methods,
 )
@@ -38,6 +39,7 @@ __all__ = [
     "HFResizeForCausalLM",
     "DOTResizeConfig",
     "KFACPruneConfig",
+    "TurboVBIConfig",
     "MagnitudeConfig",
     "MethodConfig",
     "WandaSPConfig",

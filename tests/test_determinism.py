@@ -25,6 +25,7 @@ GROUPS = {
     "dotresize": ("mlp", "heads", "hidden"),
     "pca_slice": ("hidden",),
     "kfac": ("mlp", "heads"),
+    "turbo_vbi": ("mlp", "heads"),
 }
 
 
