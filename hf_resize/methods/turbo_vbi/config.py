@@ -22,28 +22,28 @@ class TurboVBIConfig(MethodConfig):
     support prior (module B, ``support.py``), all from the calibration Gram matrices. docs/turbo_vbi.md has the
     model and the measurements.
 
-    Ratio rule (``turbo.py``): the noise precision γ, which the exactly realisable dense output cannot determine,
-    is bisected in log space until the posterior's expected number of active units Σ q(s_j = 1) meets the
-    budget (the largest γ that does not exceed it); the kept units are then the budget's count of most probable
-    ones, ranked by the posterior log-odds of s_j with w_j and ρ_j integrated out. Kept weights are the posterior
-    mean of the regression restricted to them.
+    Ratio rule (``turbo.py``): the support prior carries one log-odds offset τ (a factor e^{τ s_j} on every unit,
+    like a per-unit description cost), set after every module-A pass so that the posterior's expected number of
+    active units Σ_j q(s_j = 1) equals the budget — per group for the uniform allocation, one τ shared by all
+    MLP layers for the per-layer one. The kept units are the budget's count of most probable ones (largest
+    posterior log-odds of s_j); their weights are the posterior mean of the regression restricted to them.
 
     Args:
-        allocation: ``"uniform"`` (every layer keeps the same width; γ per group) or ``"per_layer"`` (one γ for all
-            MLP layers, i.e. the same relative distortion of each layer's output; the same total as uniform,
-            ranked across layers, at least ``min_width`` of each layer; exported with per-layer widths).
-        noise_steps: bisection steps on log γ over [1e-2, 1e6] (each runs the Turbo loop, warm-started).
-        turbo_iterations: most rounds of module A then module B per noise level (stops early when no support
-            probability moves by more than ``tolerance``).
+        allocation: ``"uniform"`` (every layer keeps the same width) or ``"per_layer"`` (one offset τ for all MLP
+            layers: a unit stays when it is worth τ nats of its layer's evidence, wherever it is; the same total
+            as uniform, ranked across layers by posterior log-odds, at least ``min_width`` of each layer;
+            exported with per-layer widths).
+        turbo_iterations: most rounds of module A then module B (stops early when no support probability moves
+            by more than ``tolerance``).
         vb_iterations: module-A passes per round.
         tolerance: support-change threshold for stopping.
-        support_prior: prior probability p that a unit is kept (the chain's stationary marginal); None uses the
-            kept fraction the ratio asks for.
+        support_prior: the support chain's stationary probability p that a unit is kept; None uses the kept
+            fraction the ratio asks for. (The budget's offset τ comes on top.)
         persistence: λ in [0, 1): how strongly neighbouring units on a chain share their support state.
-        active_shape, active_rate: Gamma prior of an active unit's precision (vague; its rate bounds how small an
-            active unit's weights may be, in the normalised coordinates where a typical precision is ~width).
-        inactive_shape, inactive_rate: Gamma prior of an inactive unit's precision (mean 1e7, sharply peaked:
-            weights near zero).
+        active_shape, active_rate: Gamma prior of an active unit's precision relative to the data's, ρ_j / γT
+            (vague).
+        inactive_shape, inactive_rate: Gamma prior of an inactive unit's relative precision (mean 1e8, sharply
+            peaked: a spike that puts its weights at ~1e-8 of a fit).
         min_width: per-layer allocation floor, as a fraction of the layer's width.
     """
 
@@ -52,16 +52,15 @@ class TurboVBIConfig(MethodConfig):
     min_calibration_tokens: ClassVar[int] = 2048
 
     allocation: str = "uniform"
-    noise_steps: int = 8
-    turbo_iterations: int = 3
+    turbo_iterations: int = 8
     vb_iterations: int = 1
     tolerance: float = 1e-3
     support_prior: float | None = None
     persistence: float = 0.5
     active_shape: float = 1e-3
-    active_rate: float = 1e-5
+    active_rate: float = 1e-3
     inactive_shape: float = 1e3
-    inactive_rate: float = 1e-4
+    inactive_rate: float = 1e-5
     min_width: float = 0.1
 
     def __post_init__(self) -> None:
@@ -72,7 +71,7 @@ class TurboVBIConfig(MethodConfig):
                 "or method 'pca_slice' / 'dotresize' for the hidden width."
             )
         require_choice("allocation", self.allocation, ALLOCATIONS)
-        for name, example in (("noise_steps", "8"), ("turbo_iterations", "3"), ("vb_iterations", "1")):
+        for name, example in (("turbo_iterations", "8"), ("vb_iterations", "1")):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ConfigError(f"{name} must be a positive integer (e.g. {example}); got {value!r}.")

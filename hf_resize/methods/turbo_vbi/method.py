@@ -21,7 +21,7 @@ from hf_resize.methods.targets import planned_widths
 from hf_resize.methods.turbo_vbi.config import TurboVBIConfig
 from hf_resize.methods.turbo_vbi.inference import normalise
 from hf_resize.methods.turbo_vbi.support import similarity_chain
-from hf_resize.methods.turbo_vbi.turbo import Problem, turbo
+from hf_resize.methods.turbo_vbi.turbo import Problem, data_scale, turbo
 from hf_resize.modeling.modeling_hf_resize import decoder_layers
 from hf_resize.plan import GroupPlan, Plan
 
@@ -71,7 +71,8 @@ def _grouped(group: NeuronGroup, layer, adapter, statistics: dict, config: Turbo
                       for g in range(group.kv_width)]
             k = group.width
     p = config.support_prior if config.support_prior is not None else units / k
-    return Grouped(group, weight, Problem(reg, chains, min(max(p, 1e-3), 1 - 1e-3)), scale, sigma)
+    problem = Problem(reg, chains, min(max(p, 1e-3), 1 - 1e-3), output_energy=sigma**2)
+    return Grouped(group, weight, problem, scale, sigma)
 
 
 def _budget(group: NeuronGroup, widths: dict, config: TurboVBIConfig) -> int:
@@ -123,7 +124,7 @@ def turbo_vbi_plan(model: PreTrainedModel, config: TurboVBIConfig, statistics: d
             run([s.problem for s in solved], total, each)
             rounds.close()
             minimum = max(1, min(round(config.min_width * s.group.width) for s in solved))
-            ranked = [s.problem.state.log_odds.sort(descending=True).values for s in solved]
+            ranked = [(s.problem.state.log_odds / data_scale(s.problem)).sort(descending=True).values for s in solved]
             for s, count in zip(solved, allocate(ranked, total, minimum), strict=True):
                 widths[s.group.name] = (count, None)
         else:

@@ -35,16 +35,24 @@ class Problem:
     p: float
     state: State | None = None
     chain_prior: torch.Tensor | None = None  # module B's extrinsic P(s_j = 1), before the budget offset
+    output_energy: float = 1.0  # mean square of the group's output per column (1 / σ² undoes the normalisation)
 
 
-def budget_offset(log_odds: list[torch.Tensor], budget: float) -> float:
-    """τ such that Σ σ(log_odds + τ) = budget (bisection; the sum is increasing in τ)."""
+def data_scale(problem: Problem) -> float:
+    """γT / σ²: the group's log-evidence per unit of squared output error in the model's own units (the offset's
+    scale per group, so one τ prices the same error the same in every layer)."""
+    return problem.state.gamma * problem.regression.tokens / problem.output_energy
+
+
+def budget_offset(log_odds: list[torch.Tensor], budget: float, scales: list[float] | None = None) -> float:
+    """τ such that Σ σ(log_odds + τ · scale) = budget (bisection; the sum is increasing in τ)."""
     x = torch.cat(log_odds)
-    reach = float(x.abs().max()) + 50.0
+    scale = torch.cat([torch.full_like(v, s) for v, s in zip(log_odds, scales or [1.0] * len(log_odds), strict=True)])
+    reach = float((x.abs() / scale).max()) + 50.0
     lo, hi = -reach, reach
     for _ in range(200):
         mid = (lo + hi) / 2
-        if float(torch.sigmoid(x + mid).sum()) > budget:
+        if float(torch.sigmoid(x + mid * scale).sum()) > budget:
             hi = mid
         else:
             lo = mid
@@ -69,13 +77,16 @@ def turbo(problems: list[Problem], budget: float, priors: Priors, rounds: int, v
         before = torch.cat([torch.sigmoid(p.state.log_odds) for p in problems])
         # γ is learned once the budget has put the support in place (with every unit on it would diverge)
         learn = round_ > 0
-        each(lambda p: module_a(p.regression, p.state, priors, vb_iterations, learn), problems)
-        tau = budget_offset([p.state.llr + torch.logit(p.chain_prior.clamp(1e-15, 1 - 1e-15)) for p in problems], budget)
-        for p in problems:
-            p.chain_prior = module_b(p.state.llr + tau, p.chains, p.p, persistence)
-        tau = budget_offset([p.state.llr + torch.logit(p.chain_prior.clamp(1e-15, 1 - 1e-15)) for p in problems], budget)
-        for p in problems:
-            set_prior(p.state, torch.logit(p.chain_prior.clamp(1e-15, 1 - 1e-15)) + tau)
+        each(lambda p, learn=learn: module_a(p.regression, p.state, priors, vb_iterations, learn), problems)
+        scales = [data_scale(p) for p in problems]
+        tau = budget_offset([p.state.llr + torch.logit(p.chain_prior.clamp(1e-15, 1 - 1e-15)) for p in problems], budget,
+                            scales)
+        for p, scale in zip(problems, scales, strict=True):
+            p.chain_prior = module_b(p.state.llr + tau * scale, p.chains, p.p, persistence)
+        tau = budget_offset([p.state.llr + torch.logit(p.chain_prior.clamp(1e-15, 1 - 1e-15)) for p in problems], budget,
+                            scales)
+        for p, scale in zip(problems, scales, strict=True):
+            set_prior(p.state, torch.logit(p.chain_prior.clamp(1e-15, 1 - 1e-15)) + tau * scale)
             spike(p.regression, p.state, priors)
         after = torch.cat([torch.sigmoid(p.state.log_odds) for p in problems])
         if round_ > 1 and float((after - before).abs().max()) <= tolerance:
