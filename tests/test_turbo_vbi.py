@@ -222,3 +222,12 @@ def test_kept_weights_fit_the_dense_output_better_than_the_original_columns() ->
 def test_bad_options_are_refused(options: dict, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         TurboVBIConfig(ratio=0.2, **options)
+
+
+def test_a_floor_the_budget_cannot_pay_for_is_refused_before_calibration() -> None:
+    model = tiny_model("llama", num_hidden_layers=2, intermediate_size=64)
+    before = [p.clone() for p in model.parameters()]
+    with pytest.raises(ConfigError, match="min_width"):
+        hf_resize.resize(model, TurboVBIConfig(ratio=0.8, groups=("mlp",), allocation="per_layer", min_width=0.5),
+                         calibration=object())  # never read: the refusal comes first
+    assert all(torch.equal(a, b) for a, b in zip(before, model.parameters(), strict=True))

@@ -12,6 +12,7 @@ from tqdm.auto import tqdm
 from transformers import PreTrainedModel
 
 from hf_resize.adapters import get_adapter
+from hf_resize.errors import ConfigError
 from hf_resize.groups import NeuronGroup, head_dim_of, neuron_groups
 from hf_resize.methods.base import MethodSpec, register_method
 from hf_resize.methods.dotresize.allocation import allocate
@@ -141,4 +142,18 @@ def turbo_vbi_plan(model: PreTrainedModel, config: TurboVBIConfig, statistics: d
     return Plan(method=config.method_name, groups=plans, config=config.to_dict())
 
 
-register_method(MethodSpec("turbo_vbi", TurboVBIConfig, turbo_vbi_plan, "structured Bayesian compression (Turbo-VBI)"))
+def check(model: PreTrainedModel, config: TurboVBIConfig) -> None:
+    """Before calibration: a per-layer floor the budget cannot pay for."""
+    if config.allocation != "per_layer":
+        return
+    widths = planned_widths(model, config)
+    for group in neuron_groups(model, ("mlp",)):
+        if widths[group.name][0] < round(config.min_width * group.width):
+            raise ConfigError(
+                f"allocation='per_layer' keeps {widths[group.name][0]} of {group.width} neurons per layer on average, "
+                f"below min_width={config.min_width} of a layer; lower min_width or the ratio."
+            )
+
+
+register_method(MethodSpec("turbo_vbi", TurboVBIConfig, turbo_vbi_plan, "structured Bayesian compression (Turbo-VBI)",
+                           check=check))
