@@ -89,7 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
     d = sub.add_parser("demo", help="resize the built-in SmolLM2 and show before/after quality, size and speed",
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     d.add_argument("--model", default="smollm2-135m")
-    d.add_argument("--method", default="kfac")
+    d.add_argument("--method", default="turbo_vbi")
     d.add_argument("--ratio", type=_ratio, default=0.2, help="fraction of body parameters to remove (MLP neurons)")
     d.add_argument("--out", default="demo-out")
     d.add_argument("--overwrite", action="store_true")

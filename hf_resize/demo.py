@@ -21,7 +21,7 @@ from hf_resize.validation import check_output_dir
 
 def run_demo(
     model_name: str = DEFAULT_MODEL,
-    method: str = "kfac",
+    method: str = "turbo_vbi",
     ratio: float = 0.2,
     out: str | Path = "demo-out",
     overwrite: bool = False,
