@@ -5,29 +5,29 @@ output to unit mean square per column, so the priors are scale-free): the dense 
 regressed on the unit activations h_t, y_t = Wᵀ h_t + ε, ε ~ N(0, γ⁻¹ I), with k units of u rows each (a neuron:
 u = 1; a head: u = head_dim) and the three-layer prior
 
-    s_j ∈ {0, 1} ~ π_j (from module B),   ρ_j | s_j ~ Gamma(a, b) if s_j = 1 else Gamma(ā, b̄),
+    s_j ∈ {0, 1} ~ π_j (from module B),   ρ_j / γT | s_j ~ Gamma(a, b) if s_j = 1 else Gamma(ā, b̄),
     w_j | ρ_j ~ N(0, ρ_j⁻¹ I).
 
-The noise precision γ is not learned: the target is exactly realisable with every unit, so a learned γ grows
-without bound and every unit stays on. It is the budget's knob instead (``turbo.py`` sets it so that the
-posterior expects the requested number of active units).
+The precisions are relative to the data precision γT (the conjugate scaling): the inactive prior, sharply peaked
+at ā/b̄ = 1e8, is then a spike (w_j ≈ 0) however large γ grows; with absolute precisions the exactly realisable
+dense output drove γ up until no finite inactive precision could switch a unit off.
 
 Everything is computed from the per-token Gram R = E[h hᵀ], the cross term R W0 and the token count T (the data
 weight): memory O(width²), never O(tokens).
 
-One module-A pass, for fixed γ and support prior π:
+One module-A pass, for a fixed support prior π:
 
 * q(W) is Gaussian with one covariance shared by the output columns, Σ = (γT R + diag ρ)⁻¹, mean M = Σ γT R W0;
   with q(W) exact the weight part of the evidence lower bound is the log evidence log p(Y | ρ, γ) itself.
-* ρ (a point estimate per unit, the variational family of type-II VB) maximises the bound
-  ``log p(Y | ρ) + Σ_j E_q(s_j) log p(ρ_j | s_j)`` one unit at a time given the others; all units take their step
-  at once and the step is halved until the bound does not decrease (so it never does).
+* ρ (a point estimate per unit, type-II VB): each active unit's maximises the bound given the others, from its
+  leave-one-out statistics (Tipping and Faul's s_j, q_j); all take their step at once and the step is halved
+  until the bound does not decrease (so it never does). Inactive units sit on the spike.
+* γ by EM from the expected residual, once the budget has put the support in place (``turbo.py``).
 * q(s_j) is the collapsed update: the Bayes factor for keeping unit j with w_j and ρ_j integrated out given the
-  other units (ρ_j numerically over a log grid under the active prior; under the sharply peaked inactive prior
-  at its mean), times the prior odds π_j. The plain mean-field update of q(s_j) waits for ARD's precision to
-  diverge, which grows by only about γT per pass: on a planted problem it left every unit on after 20 passes.
-  The collapsed step is Tipping and Faul's fast marginal-likelihood update, read as a Bayes factor. It
-  maximises the collapsed evidence, not the bound above, so the bound is monotone across the W and ρ steps only.
+  other units (ρ_j numerically over a log grid under the active prior; the inactive prior at its mean), times
+  the prior odds π_j. The plain mean-field update of q(s_j) waits for ARD's precision to diverge, which grows
+  slowly per pass: on a planted problem it left every unit on. The collapsed step maximises the collapsed
+  evidence, not the bound above, so the bound is monotone across the ρ steps only (tested).
 
 The log Bayes factor (without the prior odds) is module A's extrinsic message to module B.
 """
@@ -35,7 +35,7 @@ The log Bayes factor (without the prior odds) is module A's extrinsic message to
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 import torch.nn.functional as F
@@ -180,7 +180,7 @@ def update_precisions(reg: Regression, state: State, q: Gaussian, priors: Priors
     for _ in range(max_halvings):
         alpha = (start + step * (target - start)).exp()
         trial_q = weights_posterior(reg, state.gamma, alpha)
-        if bound(reg, State(**{**state.__dict__, "alpha": alpha}), trial_q, priors) >= before - 1e-12 * abs(before):
+        if bound(reg, replace(state, alpha=alpha), trial_q, priors) >= before - 1e-12 * abs(before):
             state.alpha = alpha
             return trial_q
         step /= 2
