@@ -231,3 +231,12 @@ def test_a_floor_the_budget_cannot_pay_for_is_refused_before_calibration() -> No
         hf_resize.resize(model, TurboVBIConfig(ratio=0.8, groups=("mlp",), allocation="per_layer", min_width=0.5),
                          calibration=object())  # never read: the refusal comes first
     assert all(torch.equal(a, b) for a, b in zip(before, model.parameters(), strict=True))
+
+
+@pytest.mark.parametrize("allocation", ["uniform", "per_layer"])
+def test_ratio_zero_changes_no_logit(allocation: str, input_ids) -> None:
+    model = tiny_model("llama", num_hidden_layers=2, intermediate_size=64)
+    before = logits(model, input_ids)
+    calibration = torch.randint(3, 97, (32, 64), generator=torch.Generator().manual_seed(0))
+    hf_resize.resize(model, TurboVBIConfig(ratio=0.0, groups=("mlp",), allocation=allocation), calibration=calibration)
+    assert torch.equal(logits(model, input_ids), before)

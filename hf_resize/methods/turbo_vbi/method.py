@@ -114,7 +114,7 @@ def turbo_vbi_plan(model: PreTrainedModel, config: TurboVBIConfig, statistics: d
 
     # Groups are independent (per-layer: given the shared offset); one per core.
     with ThreadPoolExecutor(max_workers=max(1, torch.get_num_threads())) as pool:
-        if config.allocation == "per_layer":
+        if config.allocation == "per_layer" and solved:  # (nothing to plan at ratio 0)
             rounds = tqdm(total=config.turbo_iterations, desc="turbo_vbi rounds", unit="round")
 
             def each(fn, problems: list[Problem]) -> None:
