@@ -93,6 +93,13 @@ def require_number(name: str, value: object, low: float, example: str, strict: b
     return float(value)
 
 
+def require_int(name: str, value: object, example: str, minimum: int = 1) -> int:
+    """``value`` if it is an integer >= ``minimum`` (not a bool); a ConfigError with an example if not."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ConfigError(f"{name} must be an integer >= {minimum} (e.g. {example}); got {value!r}.")
+    return value
+
+
 Planner = Callable[[PreTrainedModel, MethodConfig, dict[str, float], dict], Plan]
 
 

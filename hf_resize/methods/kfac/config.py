@@ -7,13 +7,7 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from hf_resize.errors import ConfigError
-from hf_resize.methods.base import MethodConfig, require_number
-
-
-def _positive_int(name: str, value: object, example: str, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ConfigError(f"{name} must be an integer >= {minimum} (e.g. {example}); got {value!r}.")
-    return value
+from hf_resize.methods.base import MethodConfig, require_int, require_number
 
 
 @dataclass
@@ -72,15 +66,15 @@ class KFACPruneConfig(MethodConfig):
             raise ConfigError(f"first_order must be true or false; got {self.first_order!r}.")
         if self.first_order:  # one more backward pass over the calibration data
             self.needs = frozenset({"kfac_consumers", "kfac_gradient"})
-        self.rounds = _positive_int("rounds", self.rounds, "64")
-        self.steps = _positive_int("steps", self.steps, "4")
-        self.train_steps = _positive_int("train_steps", self.train_steps, "50", minimum=0)
+        self.rounds = require_int("rounds", self.rounds, "64")
+        self.steps = require_int("steps", self.steps, "4")
+        self.train_steps = require_int("train_steps", self.train_steps, "50", minimum=0)
         self.learning_rate = require_number("learning_rate", self.learning_rate, 0, "1e-4", strict=True)
-        self.lora_rank = _positive_int("lora_rank", self.lora_rank, "8")
-        self.lora_alpha = _positive_int("lora_alpha", self.lora_alpha, "16")
-        self.train_batch_size = _positive_int("train_batch_size", self.train_batch_size, "4")
+        self.lora_rank = require_int("lora_rank", self.lora_rank, "8")
+        self.lora_alpha = require_int("lora_alpha", self.lora_alpha, "16")
+        self.train_batch_size = require_int("train_batch_size", self.train_batch_size, "4")
         self.flatness = require_number("flatness", self.flatness, 0, "0.1")
-        self.power_iterations = _positive_int("power_iterations", self.power_iterations, "10")
+        self.power_iterations = require_int("power_iterations", self.power_iterations, "10")
 
     @property
     def interleaved(self) -> bool:

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from hf_resize.errors import ConfigError
-from hf_resize.methods.base import MethodConfig, require_choice, require_number
+from hf_resize.methods.base import MethodConfig, require_choice, require_int, require_number
 from hf_resize.methods.turbo_vbi.inference import Priors
 
 ALLOCATIONS = ("uniform", "per_layer")
@@ -71,10 +71,8 @@ class TurboVBIConfig(MethodConfig):
                 "or method 'pca_slice' / 'dotresize' for the hidden width."
             )
         require_choice("allocation", self.allocation, ALLOCATIONS)
-        for name, example in (("turbo_iterations", "8"), ("vb_iterations", "1")):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ConfigError(f"{name} must be a positive integer (e.g. {example}); got {value!r}.")
+        self.turbo_iterations = require_int("turbo_iterations", self.turbo_iterations, "8")
+        self.vb_iterations = require_int("vb_iterations", self.vb_iterations, "1")
         self.tolerance = require_number("tolerance", self.tolerance, 0, "1e-3")
         if self.support_prior is not None:
             p = require_number("support_prior", self.support_prior, 0, "0.75", strict=True)
