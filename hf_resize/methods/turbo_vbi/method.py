@@ -17,6 +17,7 @@ from hf_resize.groups import NeuronGroup, head_dim_of, neuron_groups
 from hf_resize.methods.base import MethodSpec, register_method
 from hf_resize.methods.dotresize.allocation import allocate
 from hf_resize.methods.dotresize.transport import unit_gram
+from hf_resize.methods.parallel import plan_groups
 from hf_resize.methods.statistics import layer_statistic
 from hf_resize.methods.targets import planned_widths
 from hf_resize.methods.turbo_vbi.config import TurboVBIConfig
@@ -56,7 +57,7 @@ def _grouped(group: NeuronGroup, layer, adapter, statistics: dict, config: Turbo
         weight = layer.get_submodule(f"{adapter.mlp}.{adapter.down_proj}").weight
         gram = layer_statistic(statistics, "mlp_gram", group.layer, (group.width, group.width), "turbo_vbi")
         reg, scale, sigma = normalise(gram, weight, tokens, 1)
-        chains, k = [similarity_chain(reg.r)], group.width
+        chains = [similarity_chain(reg.r)]
     else:
         weight = layer.get_submodule(f"{adapter.attn}.{adapter.o_proj}").weight
         size = group.width * head_dim
@@ -66,12 +67,11 @@ def _grouped(group: NeuronGroup, layer, adapter, statistics: dict, config: Turbo
         reg, scale, sigma = normalise(gram, weight, tokens, unit)
         heads = unit_gram(reg.r, unit)
         if config.head_mode == "kv_groups":  # one chain over the KV groups
-            chains, k = [similarity_chain(heads)], group.kv_width
+            chains = [similarity_chain(heads)]
         else:  # one chain per KV group over its query heads (the support prior's blocks)
             chains = [g * per_kv + similarity_chain(heads[g * per_kv:(g + 1) * per_kv, g * per_kv:(g + 1) * per_kv])
                       for g in range(group.kv_width)]
-            k = group.width
-    p = config.support_prior if config.support_prior is not None else units / k
+    p = config.support_prior if config.support_prior is not None else units / reg.units
     problem = Problem(reg, chains, min(max(p, 1e-3), 1 - 1e-3), output_energy=sigma**2)
     return Grouped(group, weight, problem, scale, sigma)
 
@@ -103,42 +103,45 @@ def turbo_vbi_plan(model: PreTrainedModel, config: TurboVBIConfig, statistics: d
     adapter, layers = get_adapter(model), decoder_layers(model)
     widths = planned_widths(model, config)
     head_dim = head_dim_of(model.config, adapter)
-    groups = [g for g in neuron_groups(model, tuple(config.groups))
-              if widths[g.name][0] < g.width or (g.kind == "heads" and widths[g.name][1] < g.kv_width)]
+    groups = neuron_groups(model, tuple(config.groups))
     priors = config.priors()
-    solved = [_grouped(g, layers[g.layer], adapter, statistics, config, widths[g.name][0], head_dim) for g in groups]
+
+    def grouped(group: NeuronGroup) -> Grouped:
+        return _grouped(group, layers[group.layer], adapter, statistics, config, widths[group.name][0], head_dim)
 
     def run(problems: list[Problem], budget: int, each=None) -> None:
         turbo(problems, budget, priors, config.turbo_iterations, config.vb_iterations, config.persistence,
               config.tolerance, each)
 
-    # Groups are independent (per-layer: given the shared offset); one per core.
-    with ThreadPoolExecutor(max_workers=max(1, torch.get_num_threads())) as pool:
-        if config.allocation == "per_layer" and solved:  # (nothing to plan at ratio 0)
+    if config.allocation == "uniform":
+        def plan_one(group: NeuronGroup, units: int, kv_kept: int | None) -> GroupPlan:
+            solved = grouped(group)
+            run([solved.problem], _budget(group, widths, config))
+            return _plan(solved, units, kv_kept, config)
+
+        return Plan(method=config.method_name, groups=plan_groups(groups, widths, plan_one, "turbo_vbi"),
+                    config=config.to_dict())
+    # per_layer (MLP only): one Turbo loop over every layer that shrinks, sharing the budget's offset
+    solved = {g.name: grouped(g) for g in groups if widths[g.name][0] < g.width}
+    if solved:  # (nothing to plan at ratio 0)
+        with ThreadPoolExecutor(max_workers=max(1, torch.get_num_threads())) as pool:
             rounds = tqdm(total=config.turbo_iterations, desc="turbo_vbi rounds", unit="round")
 
             def each(fn, problems: list[Problem]) -> None:
                 list(pool.map(fn, problems))
                 rounds.update()
 
-            total = sum(widths[s.group.name][0] for s in solved)
-            run([s.problem for s in solved], total, each)
+            total = sum(widths[name][0] for name in solved)
+            run([s.problem for s in solved.values()], total, each)
             rounds.close()
-            minimum = max(1, min(round(config.min_width * s.group.width) for s in solved))
-            ranked = [(s.problem.state.log_odds / data_scale(s.problem)).sort(descending=True).values for s in solved]
-            for s, count in zip(solved, allocate(ranked, total, minimum), strict=True):
-                widths[s.group.name] = (count, None)
-        else:
-            done = pool.map(lambda s: run([s.problem], _budget(s.group, widths, config)), solved)
-            list(tqdm(done, total=len(solved), desc="turbo_vbi", unit="group", disable=len(solved) < 8))
-    by_name = {s.group.name: s for s in solved}
-    plans = []
-    for group in neuron_groups(model, tuple(config.groups)):
-        if group.name not in by_name:
-            plans.append(GroupPlan(group, keep=torch.arange(group.width)))  # nothing removed: the identity
-        else:
-            units, kv_kept = widths[group.name]
-            plans.append(_plan(by_name[group.name], units, kv_kept, config))
+        minimum = max(1, min(round(config.min_width * s.group.width) for s in solved.values()))
+        ranked = [(s.problem.state.log_odds / data_scale(s.problem)).sort(descending=True).values
+                  for s in solved.values()]
+        for name, count in zip(solved, allocate(ranked, total, minimum), strict=True):
+            widths[name] = (count, None)
+    # a layer allocated its full width still gets its posterior-mean weights; the others are the identity
+    plans = [_plan(solved[g.name], *widths[g.name], config) if g.name in solved else GroupPlan(g, keep=torch.arange(g.width))
+             for g in groups]
     return Plan(method=config.method_name, groups=plans, config=config.to_dict())
 
 

@@ -34,8 +34,12 @@ class Problem:
     chains: list[torch.Tensor]
     p: float
     state: State | None = None
-    chain_prior: torch.Tensor | None = None  # module B's extrinsic P(s_j = 1), before the budget offset
+    chain_logit: torch.Tensor | None = None  # logit of module B's extrinsic P(s_j = 1), before the budget offset
     output_energy: float = 1.0  # mean square of the group's output per column (1 / σ² undoes the normalisation)
+
+
+def _logit(probability: torch.Tensor) -> torch.Tensor:
+    return torch.logit(probability.clamp(1e-15, 1 - 1e-15))
 
 
 def data_scale(problem: Problem) -> float:
@@ -69,9 +73,8 @@ def turbo(problems: list[Problem], budget: float, priors: Priors, rounds: int, v
     each = each or (lambda fn, items: [fn(item) for item in items])
     for problem in problems:
         if problem.state is None:
-            k = problem.regression.units
-            problem.chain_prior = torch.full((k,), problem.p, dtype=torch.float64)
-            problem.state = initial_state(problem.regression, torch.logit(problem.chain_prior.clamp(1e-15, 1 - 1e-15)))
+            problem.chain_logit = _logit(torch.full((problem.regression.units,), problem.p, dtype=torch.float64))
+            problem.state = initial_state(problem.regression, problem.chain_logit)
     tau = 0.0
     for round_ in range(rounds):
         before = torch.cat([torch.sigmoid(p.state.log_odds) for p in problems])
@@ -79,14 +82,12 @@ def turbo(problems: list[Problem], budget: float, priors: Priors, rounds: int, v
         learn = round_ > 0
         each(lambda p, learn=learn: module_a(p.regression, p.state, priors, vb_iterations, learn), problems)
         scales = [data_scale(p) for p in problems]
-        tau = budget_offset([p.state.llr + torch.logit(p.chain_prior.clamp(1e-15, 1 - 1e-15)) for p in problems], budget,
-                            scales)
+        tau = budget_offset([p.state.llr + p.chain_logit for p in problems], budget, scales)
         for p, scale in zip(problems, scales, strict=True):
-            p.chain_prior = module_b(p.state.llr + tau * scale, p.chains, p.p, persistence)
-        tau = budget_offset([p.state.llr + torch.logit(p.chain_prior.clamp(1e-15, 1 - 1e-15)) for p in problems], budget,
-                            scales)
+            p.chain_logit = _logit(module_b(p.state.llr + tau * scale, p.chains, p.p, persistence))
+        tau = budget_offset([p.state.llr + p.chain_logit for p in problems], budget, scales)
         for p, scale in zip(problems, scales, strict=True):
-            set_prior(p.state, torch.logit(p.chain_prior.clamp(1e-15, 1 - 1e-15)) + tau * scale)
+            set_prior(p.state, p.chain_logit + tau * scale)
             spike(p.regression, p.state, priors)
         after = torch.cat([torch.sigmoid(p.state.log_odds) for p in problems])
         if round_ > 1 and float((after - before).abs().max()) <= tolerance:
